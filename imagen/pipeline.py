@@ -1,0 +1,270 @@
+"""The cascade: prompt -> text encoder -> 64 px base stage -> 256 px super-resolution stage.
+
+    pipe = ImagenPipeline.from_pretrained("checkpoints/emoji")
+    for step in pipe.generate(["red apple"], seed=0):   # every denoising step of both stages
+        ...
+    out = pipe(["red apple"], seed=0)                    # blocking: drains the same generator
+    out.images_64[0], out.images_256[0]                  # PIL images
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import UNet2DConditionModel
+
+from .config import CONFIG_NAME, PipelineConfig, Settings
+from .device import autocast, resolve_device, resolve_dtype
+from .diffusion import alpha_bars, classifier_free_guidance, make_betas, noise_augment, upsample
+from .images import to_pil
+from .samplers import Denoiser, Step, initial_noise, make_scheduler, sample_loop
+from .text_encoder import TextEncoder, TextEncoding
+
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+
+
+def _generators(seed: int, batch: int) -> list[torch.Generator]:
+    """One CPU generator per image, seeded seed + i, so image i never depends on its batch."""
+    return [torch.Generator().manual_seed(int(seed) + i) for i in range(batch)]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that is missing, incomplete or unreadable."""
+
+
+class PromptTruncatedWarning(UserWarning):
+    """A prompt was longer than the text encoder's token limit and was cut."""
+
+
+@dataclass
+class CascadeOutput:
+    images_64: list  # PIL images from the base stage
+    images_256: list | None  # PIL images from the SR stage, None when it was skipped
+
+
+class ImagenPipeline:
+    def __init__(self, text_encoder: TextEncoder, base_unet: UNet2DConditionModel | None,
+                 sr_unet: UNet2DConditionModel | None, config: PipelineConfig,
+                 device: str | torch.device = "auto", dtype: str | torch.dtype = "bfloat16"):
+        if (sr_unet is None) != (config.sr is None):
+            raise ValueError("config.sr must be set exactly when an SR U-Net is given")
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype)
+        self.config = config
+        self.text_encoder = text_encoder
+        self.text_encoder.to(self.device)
+        # A pipeline may hold only one stage (training previews, evaluation of one stage).
+        self.base_unet = base_unet.to(self.device).eval().requires_grad_(False) if base_unet is not None else None
+        self.sr_unet = sr_unet.to(self.device).eval().requires_grad_(False) if sr_unet is not None else None
+        stages = {"base": config.base, "sr": config.sr}
+        self._betas = {k: make_betas(c.schedule, c.num_timesteps) for k, c in stages.items() if c is not None}
+        self._alpha_bar = {k: alpha_bars(b) for k, b in self._betas.items()}
+
+    # ---------------------------------------------------------------- loading and saving
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "auto",
+                        dtype: str | torch.dtype = "bfloat16",
+                        text_encoder: TextEncoder | None = None) -> ImagenPipeline:
+        """Load a checkpoint folder (safetensors only; nothing is unpickled)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise CheckpointError(f"no checkpoint folder at {path}")
+        if not (path / CONFIG_NAME).is_file():
+            raise CheckpointError(f"{path} is not a pipeline checkpoint: {CONFIG_NAME} is missing")
+        try:
+            config = PipelineConfig.load(path / CONFIG_NAME)
+        except ValueError as e:
+            raise CheckpointError(str(e)) from e
+        device = resolve_device(device)
+        base = _load_unet(path / "base")
+        sr = _load_unet(path / "sr") if config.sr is not None else None
+        if text_encoder is None:
+            text_encoder = TextEncoder(config.text_encoder, config.max_length, device=device)
+        elif (text_encoder.name, text_encoder.max_length) != (config.text_encoder, config.max_length):
+            raise ValueError(f"{path} was trained with text encoder {config.text_encoder!r} "
+                             f"(max_length {config.max_length}), not {text_encoder.name!r}")
+        return cls(text_encoder, base, sr, config, device=device, dtype=dtype)
+
+    def save_pretrained(self, path: str | os.PathLike, half: bool = False) -> None:
+        """Write the checkpoint folder atomically: a reader never sees a half-written one.
+        `half=True` stores fp16 weights (a release: half the size; loading upcasts them)."""
+        save_pipeline(path, self.config, self.base_unet, self.sr_unet, half=half)
+
+    # ---------------------------------------------------------------- sampling
+
+    @property
+    def defaults(self) -> Settings:
+        return self.config.defaults
+
+    def settings(self, **overrides: object) -> Settings:
+        """The checkpoint's default settings with `overrides` applied, validated."""
+        settings = self.defaults.with_overrides(**overrides)
+        if not isinstance(settings.sr, bool):
+            raise ValueError(f"sr must be True or False, got {settings.sr!r}")
+        if settings.sr and self.sr_unet is None:
+            raise ValueError("this checkpoint has no super-resolution stage; pass sr=False")
+        return settings.validate(self.config.sr.num_timesteps if self.config.sr else 1000)
+
+    def check_prompts(self, prompts: str | list[str]) -> list[str]:
+        """Normalise to a list of non-empty prompts, or raise a ValueError saying which is empty."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not isinstance(prompts, (list, tuple)) or not prompts:
+            raise ValueError("give at least one prompt")
+        for i, p in enumerate(prompts):
+            if not isinstance(p, str) or not p.strip():
+                raise ValueError(f"prompt {i} is empty: describe the image you want, e.g. 'red apple'")
+        return [p.strip() for p in prompts]
+
+    def truncated(self, prompts: list[str]) -> list[bool]:
+        """Which prompts exceed the text encoder's token limit (their tail is ignored)."""
+        return self.text_encoder.encode(prompts).truncated
+
+    @torch.no_grad()
+    def generate(self, prompts: str | list[str], seed: int = 0, **overrides: object) -> Iterator[Step]:
+        """Yield every denoising step of the base stage, then of the SR stage.
+
+        Image i is drawn from seed + i alone, so it does not depend on its batch. Overrides are
+        `Settings` fields (guidance_scale, steps, sampler, sr, sr_steps, ...).
+        """
+        if self.base_unet is None:
+            raise ValueError("this pipeline has no base stage; use super_resolve()")
+        prompts = self.check_prompts(prompts)
+        s = self.settings(**overrides)
+        generators = _generators(seed, len(prompts))
+
+        # 1. encode the prompts, and the empty caption when guidance needs it
+        text, uncond = self._encode(prompts)
+
+        # 2. base stage: 64 px from pure noise
+        x_T = initial_noise((len(prompts), 3, 64, 64), generators, self.device)
+        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale)
+        x_64 = None
+        for step in sample_loop(denoiser, x_T, make_scheduler(s.sampler, self._betas["base"]), s.steps,
+                                self._alpha_bar["base"], self.config.base.prediction_type, "base",
+                                s.threshold, generators):
+            x_64 = step.x_t
+            yield step
+
+        # 3. SR stage: 64 -> 256 px
+        if s.sr:
+            yield from self._sr_stage(x_64, text, uncond, s, generators)
+
+    @torch.no_grad()
+    def super_resolve(self, images_64: torch.Tensor, prompts: str | list[str], seed: int = 0,
+                      **overrides: object) -> Iterator[Step]:
+        """Run the SR stage alone on given 64 px images (B, 3, 64, 64) in [-1, 1]."""
+        prompts = self.check_prompts(prompts)
+        if images_64.shape != (len(prompts), 3, 64, 64):
+            raise ValueError(f"expected images of shape ({len(prompts)}, 3, 64, 64), got {tuple(images_64.shape)}")
+        s = self.settings(**{"sr": True, **overrides})
+        text, uncond = self._encode(prompts)
+        yield from self._sr_stage(images_64.to(self.device), text, uncond, s, _generators(seed, len(prompts)))
+
+    def _encode(self, prompts: list[str]) -> tuple[TextEncoding, TextEncoding]:
+        text = self.text_encoder.encode(prompts)
+        if any(text.truncated):
+            cut = [p for p, t in zip(prompts, text.truncated) if t]
+            warnings.warn(f"{len(cut)} prompt(s) longer than {self.text_encoder.max_length} tokens "
+                          f"were truncated: {cut[0][:60]!r}...", PromptTruncatedWarning, stacklevel=3)
+        return text, self.text_encoder.encode_empty(len(prompts))
+
+    def _sr_stage(self, x_64: torch.Tensor, text: TextEncoding, uncond: TextEncoding, s: Settings,
+                  generators: list[torch.Generator]) -> Iterator[Step]:
+        """Upsample, corrupt to a known noise level (noise conditioning augmentation), denoise at 256 px."""
+        batch = x_64.shape[0]
+        aug_t = torch.full((batch,), s.sr_noise_level, device=self.device, dtype=torch.long)
+        low_res = noise_augment(upsample(x_64.clamp(-1, 1), 256), aug_t, self._alpha_bar["sr"], generators)
+        x_T = initial_noise((batch, 3, 256, 256), generators, self.device)
+        denoiser = self._denoiser(self.sr_unet, text, uncond, s.sr_guidance_scale, low_res, aug_t)
+        yield from sample_loop(denoiser, x_T, make_scheduler(s.sampler, self._betas["sr"]), s.sr_steps,
+                               self._alpha_bar["sr"], self.config.sr.prediction_type, "sr", s.threshold,
+                               generators)
+
+    def __call__(self, prompts: str | list[str], seed: int = 0, **overrides: object) -> CascadeOutput:
+        """Blocking generation: drain `generate` and return PIL images."""
+        last: dict[str, torch.Tensor] = {}
+        for step in self.generate(prompts, seed=seed, **overrides):
+            last[step.stage] = step.x_t
+        return CascadeOutput(to_pil(last["base"]), to_pil(last["sr"]) if "sr" in last else None)
+
+    def _denoiser(self, unet: UNet2DConditionModel, text: TextEncoding, uncond: TextEncoding,
+                  guidance_scale: float, low_res: torch.Tensor | None = None,
+                  aug_t: torch.Tensor | None = None) -> Denoiser:
+        """The network as a function of (x_t, t), with classifier-free guidance folded in.
+        Guidance runs the conditional and unconditional halves as one batch; w = 1 skips the
+        unconditional half entirely."""
+        guided = guidance_scale != 1.0
+        embeds, mask = text.text_embeds, text.text_mask
+        if guided:
+            embeds = torch.cat([uncond.text_embeds, embeds])
+            mask = torch.cat([uncond.text_mask, mask])
+        embeds, mask = embeds.to(self.device), mask.to(self.device)
+        cond_image = low_res if not guided or low_res is None else torch.cat([low_res, low_res])
+        class_labels = aug_t if not guided or aug_t is None else torch.cat([aug_t, aug_t])
+
+        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            x_in, t_in = (torch.cat([x_t, x_t]), torch.cat([t, t])) if guided else (x_t, t)
+            if cond_image is not None:
+                x_in = torch.cat([x_in, cond_image], dim=1)  # (B, 6, H, W): x_t beside the low-res image
+            with autocast(self.device, self.dtype):
+                out = unet(x_in, t_in, encoder_hidden_states=embeds, encoder_attention_mask=mask,
+                           class_labels=class_labels, return_dict=False)[0].float()
+            if not guided:
+                return out
+            out_uncond, out_cond = out.chunk(2)
+            return classifier_free_guidance(out_uncond, out_cond, guidance_scale)
+
+        return denoise
+
+
+def _load_unet(folder: Path) -> UNet2DConditionModel:
+    if not (folder / "config.json").is_file() or not (folder / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"{folder} is incomplete: it needs config.json and {WEIGHTS_NAME}")
+    try:
+        return UNet2DConditionModel.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32,
+                                                    local_files_only=True)
+    except Exception as e:  # safetensors and diffusers raise many kinds for a damaged file
+        raise CheckpointError(f"could not load the U-Net in {folder}: {type(e).__name__}: {e}") from e
+
+
+def save_pipeline(path: str | os.PathLike, config: PipelineConfig, base_unet: UNet2DConditionModel,
+                  sr_unet: UNet2DConditionModel | None, half: bool = False) -> None:
+    """Write a checkpoint folder into a temporary sibling, then swap it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
+    try:
+        (tmp / CONFIG_NAME).write_text(config.to_json())
+        for name, unet in (("base", base_unet), ("sr", sr_unet)):
+            if unet is None:
+                continue
+            if half:
+                unet = copy.deepcopy(unet).half()
+            unet.save_pretrained(tmp / name, safe_serialization=True)
+        # Keep anything else in an existing folder (a model card, sample images).
+        if path.is_dir():
+            for extra in path.iterdir():
+                if extra.name not in (CONFIG_NAME, "base", "sr") and not (tmp / extra.name).exists():
+                    (shutil.copytree if extra.is_dir() else shutil.copy2)(extra, tmp / extra.name)
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+

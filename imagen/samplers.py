@@ -1,0 +1,90 @@
+"""Sampling loops: diffusers' schedulers stepped by a generator that yields every step.
+
+The loop owns the diffusion math (x0 from the network output, dynamic thresholding) and hands
+the scheduler the thresholded x0 directly (`prediction_type="sample"`), so every scheduler
+continues from the same clipped estimate, as Imagen does, and the predicted x0 that a viewer
+sees is exactly the one the sampler used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from .diffusion import dynamic_threshold, predict_x0, randn_like
+
+SAMPLERS = ("dpm++", "ddim", "ddpm")
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(x_t (B, C, H, W), t (B,)) -> the network's output (eps or v), guidance already applied."""
+
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+@dataclass
+class Step:
+    """One denoising step, as the app, the CLI and the tests see it."""
+
+    stage: str  # "base" or "sr"
+    index: int  # 0 .. total - 1
+    total: int
+    timestep: int  # the t this step denoised
+    x_t: torch.Tensor  # (B, 3, H, W) the running sample after this step; the stage's output at the last
+    x0_pred: torch.Tensor  # (B, 3, H, W) the thresholded clean image predicted at this step
+
+    @property
+    def is_last(self) -> bool:
+        return self.index == self.total - 1
+
+
+def make_scheduler(name: str, betas: torch.Tensor) -> SchedulerMixin:
+    """A diffusers scheduler for `name` on the training schedule `betas`.
+
+    "dpm++": DPM-Solver++ 2M (Lu et al. 2022), deterministic, good in 10-25 steps.
+    "ddim": DDIM (Song et al. 2021), deterministic (eta = 0).
+    "ddpm": ancestral sampling (Ho et al. 2020), fresh noise every step; wants more steps.
+    """
+    common = dict(num_train_timesteps=len(betas), trained_betas=betas.numpy(),
+                  prediction_type="sample", timestep_spacing="trailing")
+    if name == "dpm++":
+        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+                                           lower_order_final=True, final_sigmas_type="zero")
+    if name == "ddim":
+        return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True)
+    if name == "ddpm":
+        return DDPMScheduler(**common, clip_sample=False, variance_type="fixed_small")
+    raise ValueError(f"unknown sampler {name!r}; expected one of {SAMPLERS}")
+
+
+def sample_loop(
+    denoiser: Denoiser,
+    x_T: torch.Tensor,
+    scheduler: SchedulerMixin,
+    steps: int,
+    alpha_bar: torch.Tensor,
+    prediction_type: str,
+    stage: str,
+    threshold: float = 0.95,
+    generator: Generators = None,
+) -> Iterator[Step]:
+    """Denoise x_T (B, C, H, W) in `steps` steps, yielding a `Step` after each."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    scheduler.set_timesteps(steps, device=x_T.device)
+    x_t = x_T
+    kwargs = {"generator": generator} if isinstance(scheduler, DDPMScheduler) else {}
+    for i, t in enumerate(scheduler.timesteps):
+        t_batch = t.expand(x_t.shape[0]).to(x_t.device)
+        model_out = denoiser(x_t, t_batch).float()
+        x0_pred = dynamic_threshold(predict_x0(x_t, t_batch, model_out, alpha_bar, prediction_type), threshold)
+        x_t = scheduler.step(x0_pred, t, x_t, **kwargs).prev_sample
+        yield Step(stage, i, len(scheduler.timesteps), int(t), x_t, x0_pred)
+
+
+def initial_noise(shape: tuple[int, ...], generator: Generators, device: torch.device) -> torch.Tensor:
+    """x_T ~ N(0, I); with one generator per image, each image's noise is its own."""
+    return randn_like(torch.empty(shape, device=device), generator)

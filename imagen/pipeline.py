@@ -27,6 +27,7 @@ from .diffusion import alpha_bars, classifier_free_guidance, make_betas, noise_a
 from .images import to_pil
 from .samplers import Denoiser, Step, initial_noise, make_scheduler, sample_loop
 from .text_encoder import TextEncoder, TextEncoding
+from .unets import unet_forward
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 
@@ -129,6 +130,16 @@ class ImagenPipeline:
         """Which prompts exceed the text encoder's token limit (their tail is ignored)."""
         return self.text_encoder.encode(prompts).truncated
 
+    def noise_level(self, stage: str, timestep: int) -> float:
+        """sqrt(1 - alpha_bar_t): the standard deviation of the noise in x_t at `timestep` of `stage`
+        (1 is pure noise, 0 a clean image). The demo shows it at every step."""
+        if stage not in self._alpha_bar:
+            raise ValueError(f"this pipeline has no {stage!r} stage; expected one of {sorted(self._alpha_bar)}")
+        alpha_bar = self._alpha_bar[stage]
+        if not 0 <= timestep < len(alpha_bar):
+            raise ValueError(f"timestep must be in [0, {len(alpha_bar)}), got {timestep}")
+        return float((1 - alpha_bar[int(timestep)]).clamp(min=0).sqrt())
+
     @torch.no_grad()
     def generate(self, prompts: str | list[str], seed: int = 0, **overrides: object) -> Iterator[Step]:
         """Yield every denoising step of the base stage, then of the SR stage.
@@ -217,8 +228,7 @@ class ImagenPipeline:
             if cond_image is not None:
                 x_in = torch.cat([x_in, cond_image], dim=1)  # (B, 6, H, W): x_t beside the low-res image
             with autocast(self.device, self.dtype):
-                out = unet(x_in, t_in, encoder_hidden_states=embeds, encoder_attention_mask=mask,
-                           class_labels=class_labels, return_dict=False)[0].float()
+                out = unet_forward(unet, x_in, t_in, embeds, mask, class_labels).float()
             if not guided:
                 return out
             out_uncond, out_cond = out.chunk(2)
@@ -231,10 +241,15 @@ def _load_unet(folder: Path) -> UNet2DConditionModel:
     if not (folder / "config.json").is_file() or not (folder / WEIGHTS_NAME).is_file():
         raise CheckpointError(f"{folder} is incomplete: it needs config.json and {WEIGHTS_NAME}")
     try:
-        return UNet2DConditionModel.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32,
+        unet = UNet2DConditionModel.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32,
                                                     local_files_only=True)
     except Exception as e:  # safetensors and diffusers raise many kinds for a damaged file
         raise CheckpointError(f"could not load the U-Net in {folder}: {type(e).__name__}: {e}") from e
+    # Fresh allocations: weights mapped from the file can take other SIMD paths on the CPU, and
+    # the reloaded pipeline would then differ from the saved one in the last bits.
+    for p in unet.parameters():
+        p.data = p.data.clone()
+    return unet
 
 
 def save_pipeline(path: str | os.PathLike, config: PipelineConfig, base_unet: UNet2DConditionModel,

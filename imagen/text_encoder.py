@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
+from transformers.utils import logging as transformers_logging
 
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
 DEFAULT_MAX_LENGTH = 32
@@ -58,6 +59,7 @@ class TextEncoder:
         self.max_length = max_length
         self.device = torch.device(device)
         path = resolve_text_encoder(name)
+        transformers_logging.disable_progress_bar()  # a 23 MB model needs no loading bar
         config = AutoConfig.from_pretrained(path)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         model_cls = T5EncoderModel if config.model_type in _T5_TYPES else AutoModel

@@ -35,7 +35,7 @@ from .images import from_uint8, grid, to_pil
 from .pipeline import ImagenPipeline
 from .text_encoder import TextEncoder
 from .train_config import TrainConfig, config_from_args
-from .unets import build_unet
+from .unets import build_unet, unet_forward
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -171,8 +171,8 @@ class Trainer:
         x0, eps, t, embeds, mask = (v.to(device) for v in (x0, eps, t, embeds, mask))
         x_t = q_sample(x0, t, eps, self.alpha_bar)
         x_in = x_t if cond is None else torch.cat([x_t, cond.to(device)], dim=1)
-        out = self.unet(x_in, t, encoder_hidden_states=embeds, encoder_attention_mask=mask,
-                        class_labels=None if class_labels is None else class_labels.to(device), return_dict=False)[0]
+        out = unet_forward(self.unet, x_in, t, embeds, mask,
+                           None if class_labels is None else class_labels.to(device))
         return training_loss(out, x0, t, eps, self.alpha_bar, cfg.prediction_type)
 
     # ------------------------------------------------------------------ the loop

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from diffusers import UNet2DConditionModel
 
 
@@ -29,7 +30,11 @@ class UNetPreset:
     norm_num_groups: int = 8
 
 
+# For tests and smoke runs: the whole cascade samples in about a second.
+_TINY = dict(attention_head_dim=8, norm_num_groups=4)
+
 BASE_PRESETS: dict[str, UNetPreset] = {
+    "tiny": UNetPreset((8, 16, 16), (False, False, True), **_TINY),
     # 64 -> 32 -> 16 -> 8 px; attention at 16 and 8 px. 6.1M parameters.
     "cpu": UNetPreset((32, 64, 128, 128), (False, False, True, True)),
     # 19.0M parameters: worth it when trained on a GPU; still samples in seconds on a CPU.
@@ -39,6 +44,7 @@ BASE_PRESETS: dict[str, UNetPreset] = {
 }
 
 SR_PRESETS: dict[str, UNetPreset] = {
+    "tiny": UNetPreset((8, 8, 8, 16), (False, False, False, True), **_TINY),
     # 256 -> 128 -> 64 -> 32 -> 16 px; cross-attention only at 16 px (Imagen's Efficient U-Net
     # keeps attention off the high resolutions, where it would cost the most). 5.8M parameters.
     "cpu": UNetPreset((16, 32, 64, 128, 128), (False, False, False, False, True)),
@@ -98,3 +104,17 @@ def _pool_heads(dim: int) -> int:
 def build_unet(stage: str, preset: str | UNetPreset, text_embed_dim: int) -> UNet2DConditionModel:
     """A freshly initialised U-Net for `stage`."""
     return UNet2DConditionModel(**unet_config(stage, preset, text_embed_dim))
+
+
+def unet_forward(unet: UNet2DConditionModel, x_in: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor,
+                 text_mask: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """One network evaluation, shared by training and sampling: (B, C, H, W) -> (B, 3, H, W).
+
+    diffusers' added-KV attention pads the text mask for self-attention keys, which a
+    cross-attention-only block (the SR stage) does not have; there the mask is left out and the
+    zeroed padding tokens are attended like any token (always the same 32, in training as in
+    sampling)."""
+    cross_only = getattr(unet, "module", unet).config.only_cross_attention  # DDP wraps the model
+    mask = None if (cross_only if isinstance(cross_only, bool) else any(cross_only)) else text_mask
+    return unet(x_in, t, encoder_hidden_states=text_embeds, encoder_attention_mask=mask,
+                class_labels=class_labels, return_dict=False)[0]

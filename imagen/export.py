@@ -1,0 +1,93 @@
+"""Export the EMA weights of training runs as one pipeline checkpoint folder.
+
+    python -m imagen.export --run runs/emoji-base --run runs/emoji-sr --out checkpoints/emoji
+
+Each run's config.json says its stage; give one base run and at most one SR run. The newest
+complete checkpoint of each run is used (or --step N). Weights are written as fp16 safetensors
+by default (a release: half the size; the pipeline upcasts them when it loads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from diffusers import UNet2DConditionModel
+
+from .checkpointing import complete_checkpoints, load_checkpoint
+from .config import DiffusionConfig, PipelineConfig, Settings
+from .pipeline import save_pipeline
+from .train_config import TrainConfig
+
+
+def load_run(run: Path, step: int | None = None) -> tuple[TrainConfig, UNet2DConditionModel, int]:
+    """A run's config and its EMA U-Net at the newest (or the given) checkpoint."""
+    if not (run / "config.json").is_file() or not (run / "unet_config.json").is_file():
+        raise ValueError(f"{run} is not a training run (config.json or unet_config.json is missing)")
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    found = complete_checkpoints(run)
+    if step is not None:
+        found = [p for p in found if p.name == f"step-{step:07d}"]
+    if not found:
+        raise ValueError(f"{run} has no {'checkpoint at step ' + str(step) if step else 'checkpoint'} yet")
+    ckpt = load_checkpoint(found[0])
+    unet = UNet2DConditionModel.from_config(json.loads((run / "unet_config.json").read_text()))
+    unet.load_state_dict(ckpt["ema"])
+    return cfg, unet, ckpt["state"]["step"]
+
+
+def export(runs: list[Path], out: Path, half: bool = True, defaults: Settings | None = None,
+           step: int | None = None) -> PipelineConfig:
+    stages: dict[str, tuple[TrainConfig, UNet2DConditionModel, int]] = {}
+    for run in runs:
+        cfg, unet, at = load_run(run, step)
+        if cfg.stage in stages:
+            raise ValueError(f"two {cfg.stage} runs given ({run} and {stages[cfg.stage][0].run}); give one of each")
+        stages[cfg.stage] = (cfg, unet, at)
+        print(f"{run}: {cfg.stage} stage, EMA weights at step {at}")
+    if "base" not in stages:
+        raise ValueError("give a base-stage run (--run runs/NAME trained with --stage base)")
+    base_cfg = stages["base"][0]
+    if "sr" in stages:
+        sr_cfg = stages["sr"][0]
+        if (sr_cfg.text_encoder, sr_cfg.max_length) != (base_cfg.text_encoder, base_cfg.max_length):
+            raise ValueError("the base and SR runs used different text encoders; they cannot share one pipeline")
+    defaults = defaults or Settings()
+    config = PipelineConfig(
+        text_encoder=base_cfg.text_encoder,
+        max_length=base_cfg.max_length,
+        base=_diffusion(base_cfg),
+        sr=_diffusion(stages["sr"][0]) if "sr" in stages else None,
+        defaults=defaults if "sr" in stages else Settings(**{**vars(defaults), "sr": False}),
+    )
+    save_pipeline(out, config, stages["base"][1], stages["sr"][1] if "sr" in stages else None, half=half)
+    return config
+
+
+def _diffusion(cfg: TrainConfig) -> DiffusionConfig:
+    return DiffusionConfig(cfg.schedule, cfg.prediction_type, cfg.num_timesteps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m imagen.export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", type=Path, action="append", required=True, help="a training run folder (repeat for SR)")
+    p.add_argument("--out", type=Path, required=True, help="the checkpoint folder to write, e.g. checkpoints/NAME")
+    p.add_argument("--step", type=int, help="export this checkpoint step instead of the newest")
+    p.add_argument("--float32", action="store_true", help="keep fp32 weights instead of fp16")
+    p.add_argument("--defaults", type=Path, help="a JSON file of default sampling settings (see config.Settings)")
+    args = p.parse_args(argv)
+    try:
+        defaults = Settings(**json.loads(args.defaults.read_text())).validate() if args.defaults else None
+        export(args.run, args.out, half=not args.float32, defaults=defaults, step=args.step)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file()) / 1e6
+    print(f"wrote {args.out} ({size:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""The demo against a real server: `python app.py` on a free localhost port, serving a tiny random
+checkpoint, called through gradio_client and driven in headless Chromium.
+
+IMAGEN_SCREENSHOT=assets/demo.png python -m pytest tests/test_app.py -k browser   # keep the screenshot
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_pipeline
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+from gradio_client.utils import Status
+from PIL import Image
+
+from imagen import demo
+from imagen.samplers import Step
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+OUTPUTS = ("x_t", "x0_pred", "image_64", "image_256", "timeline", "status", "seed")
+
+
+# ---------------------------------------------------------------- servers
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(checkpoint: Path, workdir: Path) -> tuple[subprocess.Popen, str, Path]:
+    port = _free_port()
+    env = {**os.environ, "IMAGEN_CHECKPOINT": str(checkpoint), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "GRADIO_TEMP_DIR": str(workdir / "gradio"), "PYTHONUNBUFFERED": "1",
+           "OMP_NUM_THREADS": "1"}  # one core: the tiny model needs no more, and the machine is shared
+    log = workdir / "server.log"
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}/", log
+
+
+def _wait(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"the server did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    url: str
+    root: Path
+    # What the server answered before its weights were installed.
+    page_without_weights: str = ""
+    error_without_weights: str = ""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, text_encoder) -> Iterator[Server]:
+    """One server, started before any weights are installed: it must load and explain; then the tiny
+    checkpoint is saved where it looks, and it must pick the weights up without a restart."""
+    root = tmp_path_factory.mktemp("app")
+    checkpoint = root / "tiny"
+    proc, url, log = _start(checkpoint, root)
+    try:
+        pipe = make_tiny_pipeline(text_encoder)  # built while the server starts
+        _wait(proc, url, log)
+        server = Server(proc, url, root)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            server.page_without_weights = r.read().decode()
+        try:
+            generate(_client(server))
+        except AppError as e:
+            server.error_without_weights = str(e)
+        pipe.save_pretrained(checkpoint)  # atomic: the server never sees half a checkpoint
+        yield server
+    finally:
+        _stop(proc)
+
+
+def _client(server: Server, download: bool = False) -> Client:
+    """A new client (a new session). Without downloads it gets file URLs: quicker, one fetch per image."""
+    return Client(server.url, verbose=False, analytics_enabled=False,
+                  download_files=str(server.root / "downloads") if download else False)
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return _client(server)
+
+
+def generate(client: Client, prompt: str = "red apple, twemoji style", guidance_scale: float = 4.0,
+             steps: int = 3, seed: int = 0, randomize_seed: bool = False, sr_steps: int = 2,
+             sampler: str = "dpm++", sr: bool = True) -> dict:
+    result = client.predict(prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr,
+                            api_name="/generate")
+    return dict(zip(OUTPUTS, result, strict=True))
+
+
+def image(file: str | dict) -> Image.Image:
+    """An image output: a downloaded path, or file data whose URL the server serves."""
+    if isinstance(file, str):
+        return Image.open(file)
+    with urllib.request.urlopen(file["url"], timeout=10) as r:
+        return Image.open(io.BytesIO(r.read()))
+
+
+def pixels(file: str | dict) -> np.ndarray:
+    return np.asarray(image(file).convert("RGB"))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+# ---------------------------------------------------------------- the API
+
+
+def test_without_weights_the_page_loads_and_generate_says_so(server):
+    assert "gradio" in server.page_without_weights.lower()
+    assert "No trained weights" in server.error_without_weights
+
+
+def test_generate_returns_both_stages_and_the_seed_reproduces_the_image(server, client):
+    a = generate(_client(server, download=True), seed=3)  # files downloaded, as a user of the client gets them
+    assert Image.open(a["image_256"]).size == (256, 256)
+    assert Image.open(a["image_64"]).size == (64, 64)
+    assert Image.open(a["x_t"]).size == Image.open(a["x0_pred"]).size == (256, 256)  # 64 px frames enlarged
+    assert len(a["timeline"]) == 2 * (3 + 2)  # x_t and x0 of every step here: fewer than TIMELINE_STEPS
+    assert a["seed"] == 3 and "Seed 3" in a["status"] and "Done" in a["status"]
+
+    b = generate(client, seed=3)
+    np.testing.assert_array_equal(pixels(a["image_256"]), pixels(b["image_256"]))
+    assert not np.array_equal(pixels(a["image_256"]), pixels(generate(client, seed=4)["image_256"]))
+
+    # A randomized seed is reported, and it gives the same image again.
+    r = generate(client, seed=0, randomize_seed=True)
+    again = generate(client, seed=r["seed"])
+    np.testing.assert_array_equal(pixels(r["image_256"]), pixels(again["image_256"]))
+
+
+def test_sr_off_stops_at_64_px(client):
+    out = generate(client, sr=False)
+    assert out["image_256"] is None and image(out["image_64"]).size == (64, 64)
+
+
+def test_empty_prompt_is_a_clear_error_and_the_server_keeps_serving(client):
+    for prompt in ("", "   \n "):
+        with pytest.raises(AppError, match="prompt is empty"):
+            generate(client, prompt=prompt)
+    assert image(generate(client)["image_256"]).size == (256, 256)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"guidance_scale": 99.0}, "greater than maximum"),
+    ({"guidance_scale": -1.0}, "less than minimum"),
+    ({"steps": 0}, "less than minimum"),
+    ({"steps": 5000}, "greater than maximum"),
+    ({"sr_steps": 101}, "greater than maximum"),
+    ({"seed": -5}, "less than minimum"),
+    ({"sampler": "euler"}, "not in the list of choices"),
+])
+def test_values_outside_the_sliders_are_refused_clearly(client, bad, message):
+    with pytest.raises(AppError, match=message):
+        generate(client, **bad)
+
+
+def test_the_server_still_serves_after_refusals(client):
+    for bad in ({"steps": 5000}, {"sampler": "euler"}, {"prompt": ""}):
+        with pytest.raises(AppError):
+            generate(client, **bad)
+    assert generate(client, seed=1)["seed"] == 1
+
+
+def test_an_overlong_prompt_is_truncated_with_a_notice(client):
+    out = generate(client, prompt="a shiny red apple with a green leaf on a white plate, " * 8)
+    assert "truncated" in out["status"] and "32 tokens" in out["status"]
+    assert image(out["image_256"]).size == (256, 256)
+    assert "truncated" not in generate(client, prompt="red apple")["status"]
+
+
+def test_guidance_sweep_is_a_labelled_grid_at_one_seed(client):
+    grid_path, status, seed = client.predict("cat face", 3, 5, False, "dpm++", api_name="/sweep")
+    sheet = pixels(grid_path)
+    assert seed == 5 and "done" in status
+    tiles = [sheet[:128, k * 128:(k + 1) * 128] for k in range(5)]  # w = 1, 2, 4, 6, 8
+    assert sheet.shape[1] == 5 * 128 and sheet.shape[0] > 128  # a caption row under the tiles
+    assert not np.array_equal(tiles[0], tiles[-1])  # the guidance scale changes the image
+
+
+def test_ten_clients_at_once_all_get_their_images_queued(server):
+    clients = [_client(server) for _ in range(10)]
+    generate(clients[0])  # warm: the pipeline is loaded and its buffers allocated
+    rss_before = rss_mb(server.proc.pid)
+    jobs = [c.submit("red apple", 4.0, 3, i % 5, False, 2, "dpm++", True, api_name="/generate")
+            for i, c in enumerate(clients)]
+    queued = False
+    while not all(j.done() for j in jobs):
+        queued |= any(s.code == Status.IN_QUEUE and (s.rank or 0) > 0 for s in (j.status() for j in jobs))
+        time.sleep(0.02)
+    results = [dict(zip(OUTPUTS, j.result(timeout=60), strict=True)) for j in jobs]
+    assert queued, "the queue should hold requests back: one generation runs at a time"
+    for i, out in enumerate(results):
+        assert out["seed"] == i % 5 and image(out["image_256"]).size == (256, 256)
+    # Each request got its own image: same seed, same picture; another seed, another picture.
+    np.testing.assert_array_equal(pixels(results[0]["image_256"]), pixels(results[5]["image_256"]))
+    assert not np.array_equal(pixels(results[0]["image_256"]), pixels(results[1]["image_256"]))
+    assert rss_mb(server.proc.pid) - rss_before < 200, "serving ten requests should not grow memory much"
+
+
+# ---------------------------------------------------------------- in a browser
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                                   "(apt-get install chromium)")
+def test_browser_streams_frames_then_shows_the_256_px_image(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    screenshot = Path(os.environ.get("IMAGEN_SCREENSHOT") or tmp_path / "demo.png")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(server.url)
+            page.wait_for_selector("#prompt textarea")
+            # Record every image the x_t view shows, however briefly.
+            page.evaluate("""() => {
+                window.frames_seen = [];
+                const grab = () => {
+                    const img = document.querySelector('#x-t img');
+                    if (img && img.src && window.frames_seen.at(-1) !== img.src) window.frames_seen.push(img.src);
+                };
+                new MutationObserver(grab).observe(document.body, {subtree: true, childList: true, attributes: true});
+            }""")
+            page.fill("#prompt textarea", "red apple, twemoji style")
+            page.click("#generate")
+            page.wait_for_function("""() => {
+                const img = document.querySelector('#image-256 img');
+                return img && img.complete && img.naturalWidth === 256;
+            }""", timeout=60_000)
+            frames = page.evaluate("window.frames_seen")
+            assert len(frames) >= 3, f"the x_t view should change at least twice while streaming, saw {frames}"
+            status = page.inner_text("#status")
+            assert "Done" in status and "Seed" in status
+            page.wait_for_function("() => [...document.images].every(img => img.complete)")
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+
+            # Enter in the prompt box generates too; Randomize seed is on, so a new seed is used and shown.
+            seed_before = page.input_value("#seed input[type=number]")
+            page.fill("#prompt textarea", "cat face")
+            page.press("#prompt textarea", "Enter")
+            page.wait_for_function("""before => {
+                const seed = document.querySelector('#seed input[type=number]').value;
+                const status = document.querySelector('#status').innerText;
+                return seed !== before && status.includes('Done') && status.includes('Seed ' + seed);
+            }""", arg=seed_before, timeout=60_000)
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- the pieces behind the page
+
+
+def test_status_line_speaks_of_stage_step_timestep_and_noise(tiny_pipeline):
+    steps = list(tiny_pipeline.generate("red apple", seed=0, steps=3, sr_steps=2))
+    first, last = steps[0], steps[-1]
+    sigma_first = tiny_pipeline.noise_level(first.stage, first.timestep)
+    sigma_last = tiny_pipeline.noise_level(last.stage, last.timestep)
+    assert sigma_first > 0.99 and sigma_last < sigma_first  # pure noise first, less noise later
+    line = demo.describe_step(first, sigma_first, 0.25)
+    assert "Base stage (64 px): step 1 of 3" in line and f"timestep {first.timestep}" in line
+    assert f"noise level {sigma_first:.2f}" in line and "0.2 s" in line
+    assert "Super-resolution stage (256 px): step 2 of 2" in demo.describe_step(last, sigma_last, 1.0)
+    with pytest.raises(ValueError, match="timestep"):
+        tiny_pipeline.noise_level("base", 1000)
+
+
+def _step(index: int, total: int = 25, stage: str = "base") -> Step:
+    x = torch.zeros(1, 3, 64, 64)  # (B, 3, H, W)
+    return Step(stage, index, total, 999 - index, x, x)
+
+
+def test_timeline_keeps_a_few_evenly_spaced_steps_including_the_last():
+    timeline = demo.Timeline(per_stage=5)
+    for i in range(25):
+        timeline.add(_step(i))
+    captions = [c for _, c in timeline.items]
+    assert len(captions) == 10 and captions[-2:] == ["base 25/25 x_t", "base 25/25 x̂₀"]
+    assert captions[0] == "base 1/25 x_t" and all(im.size == (256, 256) for im, _ in timeline.items)
+
+
+def test_frame_limiter_drops_frames_only_when_they_come_too_fast():
+    limiter = demo.FrameLimiter(max_fps=10)
+    assert limiter.ready(_step(0)) and not limiter.ready(_step(1))  # 0.1 s has not passed
+    assert limiter.ready(_step(24))  # a stage's last step is always shown
+    time.sleep(0.11)
+    assert limiter.ready(_step(2))
+
+
+def test_the_pipeline_loads_once_for_many_first_requests_at_once(tiny_checkpoint):
+    class CountingLoads(demo.SharedPipeline):
+        loads = 0
+
+        def _load(self):
+            CountingLoads.loads += 1
+            return super()._load()
+
+    shared, barrier, got = CountingLoads(tiny_checkpoint, device="cpu"), threading.Barrier(4), []
+    threads = [threading.Thread(target=lambda: (barrier.wait(), got.append(shared.get()))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert CountingLoads.loads == 1 and len(got) == 4 and all(p is got[0] for p in got)
+
+
+def test_a_broken_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "pipeline.json").write_text("{ not json")
+    with pytest.raises(gr.Error, match="could not be loaded"):
+        next(demo.ImagenDemo(tmp_path).generate("red apple", 4.0, 3, 0, False, 2, "dpm++", True))

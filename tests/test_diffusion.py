@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from imagen.diffusion import (alpha_bars, classifier_free_guidance, cosine_betas, dynamic_threshold, make_betas,
+                              noise_augment, predict_x0, q_sample, training_loss, v_target)
+
+
+@pytest.fixture
+def alpha_bar():
+    return alpha_bars(make_betas("cosine", 1000))
+
+
+def test_cosine_schedule_runs_from_clean_to_noise(alpha_bar):
+    assert alpha_bar[0] > 0.999 and alpha_bar[-1] < 1e-3
+    assert torch.all(alpha_bar[1:] < alpha_bar[:-1])  # strictly more noise at every step
+    assert torch.all((cosine_betas(1000) > 0) & (cosine_betas(1000) <= 0.999))
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_q_sample_then_predict_x0_from_true_target_recovers_x0(alpha_bar, prediction_type):
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 3, 8, 8, generator=g) * 2 - 1
+    eps = torch.randn(4, 3, 8, 8, generator=g)
+    t = torch.tensor([0, 10, 500, 900])
+    x_t = q_sample(x0, t, eps, alpha_bar)
+    target = eps if prediction_type == "epsilon" else v_target(x0, t, eps, alpha_bar)
+    assert torch.allclose(predict_x0(x_t, t, target, alpha_bar, prediction_type), x0, atol=1e-3)
+    assert training_loss(target, x0, t, eps, alpha_bar, prediction_type) < 1e-10
+    assert training_loss(torch.zeros_like(target), x0, t, eps, alpha_bar, prediction_type) > 0.1
+
+
+def test_q_sample_variance_is_preserved(alpha_bar):
+    x0 = torch.randn(20000, 1, 1, 1)
+    t = torch.full((20000,), 600)
+    x_t = q_sample(x0, t, torch.randn_like(x0), alpha_bar)
+    assert abs(x_t.std().item() - 1) < 0.03
+
+
+def test_guidance_scale_one_is_the_conditional_prediction():
+    cond, uncond = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    assert torch.allclose(classifier_free_guidance(uncond, cond, 1.0), cond, atol=1e-6)
+    assert torch.allclose(classifier_free_guidance(uncond, cond, 0.0), uncond, atol=1e-6)
+    # w > 1 extrapolates away from the unconditional prediction
+    assert torch.allclose(classifier_free_guidance(uncond, cond, 3.0) - cond, 2 * (cond - uncond))
+
+
+def test_dynamic_threshold_keeps_x0_in_range_and_leaves_in_range_images_alone():
+    g = torch.Generator().manual_seed(0)
+    saturated = torch.randn(3, 3, 16, 16, generator=g) * 4  # what large guidance weights produce
+    out = dynamic_threshold(saturated, 0.95)
+    assert out.abs().max() <= 1.0
+    # s is capped at max_value, so values beyond it are clipped rather than all squeezed
+    assert (out.abs() == 1.0).float().mean() > 0.01
+    inside = torch.rand(2, 3, 8, 8, generator=g) * 1.8 - 0.9
+    assert torch.equal(dynamic_threshold(inside, 0.95), inside)
+
+
+def test_dynamic_threshold_rescales_by_the_percentile():
+    x0 = torch.linspace(-1.2, 1.2, 1000).view(1, 1, 1, 1000)
+    out = dynamic_threshold(x0, percentile=1.0, max_value=2.0)
+    assert torch.allclose(out, x0 / 1.2, atol=1e-6)  # s = max |x0| = 1.2: rescaled, not clipped
+    with pytest.raises(ValueError, match="percentile"):
+        dynamic_threshold(x0, percentile=0)
+
+
+def test_noise_augmentation_follows_the_level(alpha_bar):
+    low_res = torch.zeros(2, 3, 32, 32)
+    g = [torch.Generator().manual_seed(i) for i in range(2)]
+    out = noise_augment(low_res, torch.tensor([0, 800]), alpha_bar, g)
+    assert out[0].std() < 0.05 and out[1].std() > 0.9  # level 0: clean; level 800: mostly noise
+
+
+def test_unknown_schedule_and_prediction_type_are_errors(alpha_bar):
+    with pytest.raises(ValueError, match="schedule"):
+        make_betas("quadratic")
+    with pytest.raises(ValueError, match="prediction type"):
+        predict_x0(torch.zeros(1, 3, 2, 2), torch.tensor([1]), torch.zeros(1, 3, 2, 2), alpha_bar, "x0")

@@ -1,0 +1,148 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from imagen.pipeline import CheckpointError, ImagenPipeline, PromptTruncatedWarning
+from imagen.samplers import SAMPLERS
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_runs_both_stages_and_streams_records_in_order(tiny_pipeline, sampler):
+    steps = list(tiny_pipeline.generate(["red apple", "cat face"], seed=0, sampler=sampler, steps=3, sr_steps=2))
+    assert [(s.stage, s.index, s.total) for s in steps] == [
+        ("base", 0, 3), ("base", 1, 3), ("base", 2, 3), ("sr", 0, 2), ("sr", 1, 2)]
+    base, sr = steps[:3], steps[3:]
+    assert all(s.x_t.shape == s.x0_pred.shape == (2, 3, 64, 64) for s in base)
+    assert all(s.x_t.shape == s.x0_pred.shape == (2, 3, 256, 256) for s in sr)
+    # timesteps run from pure noise towards clean, within each stage
+    for stage in (base, sr):
+        ts = [s.timestep for s in stage]
+        assert ts == sorted(ts, reverse=True) and ts[0] == 999
+    assert all(s.x0_pred.abs().max() <= 1.0 for s in steps)  # dynamic thresholding
+    assert [s.is_last for s in steps] == [False, False, True, False, True]
+
+
+def test_blocking_call_returns_images_of_both_sizes(tiny_pipeline):
+    out = tiny_pipeline(["red apple", "sun"], seed=3)
+    assert [im.size for im in out.images_64] == [(64, 64)] * 2
+    assert [im.size for im in out.images_256] == [(256, 256)] * 2
+    assert tiny_pipeline("red apple", sr=False).images_256 is None
+
+
+def test_same_seed_same_image_and_independent_of_batch(tiny_pipeline):
+    a = tiny_pipeline(["red apple", "cat face"], seed=5)
+    b = tiny_pipeline(["red apple", "cat face"], seed=5)
+    c = tiny_pipeline(["cat face"], seed=6)  # image 1 of the first call used seed 5 + 1
+    d = tiny_pipeline(["red apple", "cat face"], seed=9)
+    px = [np.asarray(im) for im in a.images_256]
+    assert np.array_equal(px[0], np.asarray(b.images_256[0]))
+    # the same noise; only float rounding differs between batch sizes (at most one grey level)
+    assert np.abs(px[1].astype(int) - np.asarray(c.images_256[0]).astype(int)).max() <= 1
+    assert not np.array_equal(px[0], np.asarray(d.images_256[0]))
+
+
+def test_ddpm_draws_fresh_noise_from_the_seed(tiny_pipeline):
+    a = tiny_pipeline("red apple", seed=1, sampler="ddpm", sr=False).images_64[0]
+    b = tiny_pipeline("red apple", seed=1, sampler="ddpm", sr=False).images_64[0]
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_guidance_scale_one_runs_only_the_conditional_half(tiny_pipeline, monkeypatch):
+    batches = []
+    forward = tiny_pipeline.base_unet.forward
+    monkeypatch.setattr(tiny_pipeline.base_unet, "forward", lambda x, *a, **k: batches.append(len(x)) or forward(x, *a, **k))
+    list(tiny_pipeline.generate(["red apple"], guidance_scale=1.0, sr=False))
+    list(tiny_pipeline.generate(["red apple"], guidance_scale=4.0, sr=False))
+    assert batches == [1, 1, 1, 2, 2, 2]
+
+
+def test_save_then_load_gives_identical_images(tiny_pipeline, tmp_path, text_encoder):
+    tiny_pipeline.save_pretrained(tmp_path / "ckpt")
+    loaded = ImagenPipeline.from_pretrained(tmp_path / "ckpt", device="cpu", dtype="float32", text_encoder=text_encoder)
+    a, b = tiny_pipeline("red apple", seed=2), loaded("red apple", seed=2)
+    assert np.array_equal(np.asarray(a.images_64[0]), np.asarray(b.images_64[0]))
+    assert np.array_equal(np.asarray(a.images_256[0]), np.asarray(b.images_256[0]))
+    assert loaded.defaults == tiny_pipeline.defaults
+    assert not list(tmp_path.glob(".ckpt*"))  # the temporary folder was swapped into place
+
+
+def test_half_precision_release_loads_and_samples(tiny_pipeline, tmp_path, text_encoder):
+    tiny_pipeline.save_pretrained(tmp_path / "release", half=True)
+    weights = tmp_path / "release" / "base" / "diffusion_pytorch_model.safetensors"
+    from safetensors import safe_open
+    with safe_open(weights, "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    loaded = ImagenPipeline.from_pretrained(tmp_path / "release", device="cpu", text_encoder=text_encoder)
+    assert loaded("red apple").images_256[0].size == (256, 256)
+
+
+def test_bfloat16_runs(text_encoder):
+    from conftest import make_tiny_pipeline
+    pipe = make_tiny_pipeline(text_encoder, dtype="bfloat16")
+    assert pipe("red apple").images_256[0].size == (256, 256)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"steps": 0}, "steps"), ({"sr_steps": 1001}, "sr_steps"), ({"sampler": "euler"}, "sampler"),
+    ({"guidance_scale": -1}, "guidance_scale"), ({"guidance_scale": float("nan")}, "guidance_scale"),
+    ({"threshold": 1.5}, "threshold"), ({"colour": "red"}, "unknown setting"),
+])
+def test_bad_settings_are_clear_errors(tiny_pipeline, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        next(tiny_pipeline.generate("red apple", **overrides))
+
+
+@pytest.mark.parametrize("prompts", ["", "   ", [], ["ok", ""]])
+def test_empty_prompt_is_a_clear_error(tiny_pipeline, prompts):
+    with pytest.raises(ValueError, match="prompt"):
+        next(tiny_pipeline.generate(prompts))
+
+
+def test_overlong_prompt_is_truncated_with_a_warning(tiny_pipeline):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = tiny_pipeline("a red apple " * 50, sr=False)
+    assert out.images_64[0].size == (64, 64)
+    assert any(issubclass(w.category, PromptTruncatedWarning) for w in caught)
+    assert tiny_pipeline.truncated(["a red apple " * 50, "pear"]) == [True, False]
+
+
+def test_sr_requested_without_an_sr_stage(text_encoder):
+    from conftest import make_tiny_pipeline
+    pipe = make_tiny_pipeline(text_encoder, sr=False)
+    assert pipe("red apple").images_256 is None
+    with pytest.raises(ValueError, match="no super-resolution stage"):
+        next(pipe.generate("red apple", sr=True))
+
+
+def test_super_resolve_alone(tiny_pipeline):
+    steps = list(tiny_pipeline.super_resolve(torch.zeros(1, 3, 64, 64), ["sun"], sr_steps=2))
+    assert [s.stage for s in steps] == ["sr", "sr"] and steps[-1].x_t.shape == (1, 3, 256, 256)
+    with pytest.raises(ValueError, match="shape"):
+        next(tiny_pipeline.super_resolve(torch.zeros(1, 3, 32, 32), ["sun"]))
+
+
+def test_missing_incomplete_and_corrupt_checkpoints(tiny_checkpoint, tmp_path, text_encoder):
+    with pytest.raises(CheckpointError, match="no checkpoint folder"):
+        ImagenPipeline.from_pretrained(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="pipeline.json is missing"):
+        ImagenPipeline.from_pretrained(tmp_path / "empty")
+    weights = tiny_checkpoint / "sr" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a truncated download
+    with pytest.raises(CheckpointError, match="could not load the U-Net"):
+        ImagenPipeline.from_pretrained(tiny_checkpoint, device="cpu", text_encoder=text_encoder)
+    (tiny_checkpoint / "pipeline.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not a valid pipeline config"):
+        ImagenPipeline.from_pretrained(tiny_checkpoint)
+
+
+def test_absent_device_is_a_clear_error(tiny_checkpoint):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        ImagenPipeline.from_pretrained(tiny_checkpoint, device="cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        ImagenPipeline.from_pretrained(tiny_checkpoint, device="tpu7")

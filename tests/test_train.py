@@ -1,0 +1,151 @@
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from imagen.checkpointing import complete_checkpoints, load_checkpoint, load_latest
+from imagen.pipeline import ImagenPipeline
+from imagen.train import Trainer, main
+from imagen.train_config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_args(run, data, cache, **extra):
+    settings = {"preset": "tiny", "batch_size": 4, "log_every": 1, "save_every": 1000, "sample_every": 1000,
+                "warmup_steps": 2, "steps": 10, **extra}
+    args = ["--run", str(run), "--data", str(data), "--cache-dir", str(cache), "--threads", "1"]
+    for k, v in settings.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    return args
+
+
+def losses(run):
+    return {r["step"]: r["loss"] for r in map(json.loads, (Path(run) / "log.jsonl").read_text().splitlines())}
+
+
+def start(args):
+    return subprocess.Popen([sys.executable, "-m", "imagen.train", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout=120):
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise TimeoutError
+        time.sleep(0.05)
+
+
+def test_tiny_model_overfits_one_batch(tmp_path, shapes_folder):
+    run = tmp_path / "run"
+    assert main(tiny_args(run, shapes_folder, tmp_path / "cache", batch_size=8, steps=120, lr=3e-3,
+                          lr_schedule="constant", caption_dropout=0.0)) == 0
+    loss = list(losses(run).values())
+    first, last = sum(loss[:10]) / 10, sum(loss[-10:]) / 10
+    assert last < 0.5 * first, (first, last)
+    assert (run / "samples" / "step-0000120.png").is_file()
+
+
+def test_interrupted_run_resumes_at_the_right_step_with_the_same_losses(tmp_path, shapes_folder):
+    cache = tmp_path / "cache"
+    assert main(tiny_args(tmp_path / "straight", shapes_folder, cache, steps=16)) == 0
+    reference = losses(tmp_path / "straight")
+
+    run = tmp_path / "interrupted"
+    proc = start(tiny_args(run, shapes_folder, cache, steps=16))
+    wait_for(lambda: (run / "log.jsonl").is_file() and len(losses(run)) >= 5)
+    proc.send_signal(signal.SIGTERM)  # as Ctrl-C or a scheduler would
+    assert proc.wait(60) == 0, proc.stderr.read()
+    stopped_at = load_latest(run)[1]["state"]["step"]
+    assert 5 <= stopped_at < 16
+    assert main(["--run", str(run), "--resume"]) == 0
+    resumed = losses(run)
+    assert max(resumed) == 16
+    for step in range(stopped_at + 1, 17):
+        assert resumed[step] == pytest.approx(reference[step], rel=1e-5), step
+
+
+def test_a_process_killed_while_saving_never_leaves_a_checkpoint_that_fails_to_load(tmp_path, shapes_folder):
+    run, rng = tmp_path / "run", random.Random(0)
+    args = tiny_args(run, shapes_folder, tmp_path / "cache", steps=100000, save_every=1, log_every=1000)
+    for attempt in range(3):
+        proc = start(args if attempt == 0 else ["--run", str(run), "--resume"])
+        before = len(complete_checkpoints(run)) and load_latest(run)[1]["state"]["step"]
+        wait_for(lambda: (run / "checkpoints" / "latest").is_file()
+                 and load_latest(run)[1]["state"]["step"] >= before + 2)
+        time.sleep(rng.uniform(0, 0.3))  # land anywhere inside the save loop
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        for path in complete_checkpoints(run):  # every folder that looks complete loads
+            load_checkpoint(path)
+        assert load_latest(run)[1]["state"]["step"] >= before + 2
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, shapes_folder, monkeypatch):
+    cfg = TrainConfig(**{**vars(TrainConfig()), "run": str(tmp_path / "run"), "data": str(shapes_folder),
+                         "cache_dir": str(tmp_path / "cache"), "preset": "tiny", "batch_size": 4, "steps": 2,
+                         "save_every": 1, "sample_every": 100})
+    trainer = Trainer(cfg.validate(), resume=False)
+    trainer.train()
+    import imagen.checkpointing as ck
+    real = ck.save_file
+    calls = []
+
+    def fail_on_second(tensors, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(tensors, path)
+    monkeypatch.setattr(ck, "save_file", fail_on_second)
+    trainer.step = 3
+    with pytest.raises(OSError):
+        trainer.save()
+    path, ckpt = load_latest(cfg_run := Path(cfg.run))
+    assert path.name == "step-0000002" and ckpt["state"]["step"] == 2
+    assert [p.name for p in complete_checkpoints(cfg_run)] == ["step-0000002", "step-0000001"]
+
+
+def test_export_writes_a_pipeline_that_loads_and_samples(tmp_path, shapes_folder, text_encoder):
+    from imagen.export import main as export_main
+    cache = tmp_path / "cache"
+    assert main(tiny_args(tmp_path / "base", shapes_folder, cache, steps=3)) == 0
+    assert main(tiny_args(tmp_path / "sr", shapes_folder, cache, steps=3, stage="sr", crop_size=32)) == 0
+    out = tmp_path / "checkpoints" / "shapes"
+    assert export_main(["--run", str(tmp_path / "base"), "--run", str(tmp_path / "sr"), "--out", str(out)]) == 0
+    pipe = ImagenPipeline.from_pretrained(out, device="cpu", text_encoder=text_encoder)
+    images = pipe("a red circle on white", steps=2, sr_steps=2)
+    assert images.images_64[0].size == (64, 64) and images.images_256[0].size == (256, 256)
+    assert pipe.config.sr is not None and pipe.config.base.prediction_type == "v_prediction"
+    # a base run alone exports a 64 px pipeline
+    assert export_main(["--run", str(tmp_path / "base"), "--out", str(tmp_path / "base-only")]) == 0
+    assert ImagenPipeline.from_pretrained(tmp_path / "base-only", text_encoder=text_encoder).defaults.sr is False
+
+
+def test_bad_training_input_is_a_clear_error(tmp_path, shapes_folder, capsys):
+    cache = tmp_path / "cache"
+    assert main(tiny_args(tmp_path / "run", tmp_path / "missing", cache)) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(tiny_args(tmp_path / "run", shapes_folder, cache, steps=2, save_every=1)) == 0
+    assert main(tiny_args(tmp_path / "run", shapes_folder, cache, steps=2)) == 2  # would overwrite the run
+    assert "--resume" in capsys.readouterr().err
+    assert main(["--run", str(tmp_path / "run"), "--resume", "--lr", "0.1"]) == 2  # a different run
+    assert "cannot change" in capsys.readouterr().err
+    assert main(tiny_args(tmp_path / "big", shapes_folder, cache, batch_size=64)) == 2
+    assert "fewer than one batch" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.exists("/proc"), reason="needs /proc")
+def test_training_config_file_stands_in_for_flags(tmp_path, shapes_folder):
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps({"stage": "base", "data": str(shapes_folder), "run": str(tmp_path / "run"),
+                                  "preset": "tiny", "batch_size": 4, "steps": 2, "cache_dir": str(tmp_path / "c")}))
+    assert main(["--config", str(config), "--steps", "3"]) == 0  # flags override the file
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["steps"] == 3 and stored["preset"] == "tiny"

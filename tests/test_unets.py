@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from imagen.unets import BASE_PRESETS, SR_PRESETS, build_unet, unet_forward
+
+
+def test_base_and_sr_shapes():
+    base, sr = build_unet("base", "tiny", 384), build_unet("sr", "tiny", 384)
+    embeds, mask = torch.randn(2, 32, 384), torch.ones(2, 32, dtype=torch.bool)
+    t = torch.tensor([10, 900])
+    assert unet_forward(base, torch.randn(2, 3, 64, 64), t, embeds, mask).shape == (2, 3, 64, 64)
+    # SR: x_t beside the upsampled low-res image, plus the augmentation level; any crop size works
+    for size in (64, 256):
+        out = unet_forward(sr, torch.randn(2, 6, size, size), t, embeds, mask, class_labels=torch.tensor([0, 300]))
+        assert out.shape == (2, 3, size, size)
+
+
+def test_text_and_augmentation_level_change_the_output():
+    torch.manual_seed(0)
+    sr = build_unet("sr", "tiny", 384)
+    x, t = torch.randn(1, 6, 64, 64), torch.tensor([500])
+    embeds, mask = torch.randn(1, 32, 384), torch.ones(1, 32, dtype=torch.bool)
+    with torch.no_grad():
+        a = unet_forward(sr, x, t, embeds, mask, torch.tensor([0]))
+        b = unet_forward(sr, x, t, embeds, mask, torch.tensor([300]))
+        c = unet_forward(sr, x, t, torch.randn(1, 32, 384), mask, torch.tensor([0]))
+    assert not torch.allclose(a, b) and not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("stage,presets,low,high", [("base", BASE_PRESETS, 5.5e6, 7e6), ("sr", SR_PRESETS, 5e6, 7e6)])
+def test_cpu_presets_are_about_six_million_parameters(stage, presets, low, high):
+    n = sum(p.numel() for p in build_unet(stage, "cpu", 384).parameters())
+    assert low < n < high
+
+
+def test_unknown_stage_or_preset():
+    with pytest.raises(ValueError, match="stage"):
+        build_unet("refiner", "cpu", 384)
+    with pytest.raises(ValueError, match="preset"):
+        build_unet("base", "huge", 384)

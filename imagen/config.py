@@ -65,7 +65,8 @@ class Settings:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {SAMPLERS}")
         if not isinstance(self.sr_noise_level, int) or not 0 <= self.sr_noise_level < sr_timesteps:
-            raise ValueError(f"sr_noise_level must be a whole number in [0, {sr_timesteps}), got {self.sr_noise_level!r}")
+            raise ValueError(f"sr_noise_level must be a whole number in [0, {sr_timesteps}), "
+                             f"got {self.sr_noise_level!r}")
         if not isinstance(self.threshold, (int, float)) or not 0 < self.threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
         return self

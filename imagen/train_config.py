@@ -58,7 +58,8 @@ class TrainConfig:
             (0 <= self.caption_dropout < 1, "caption_dropout must be in [0, 1)"),
             (0 < self.crop_size <= 256 and 256 % self.crop_size == 0, "crop_size must divide 256"),
             (0 <= self.sr_max_noise_level < self.num_timesteps, "sr_max_noise_level must be below num_timesteps"),
-            (self.mixed_precision in ("auto", "no", "bf16", "fp16"), f"unknown mixed_precision {self.mixed_precision!r}"),
+            (self.mixed_precision in ("auto", "no", "bf16", "fp16"),
+             f"unknown mixed_precision {self.mixed_precision!r}"),
             (self.log_with in ("none", "tensorboard", "wandb"), f"unknown log_with {self.log_with!r}"),
             (min(self.log_every, self.save_every, self.sample_every) >= 1, "log/save/sample intervals must be >= 1"),
         ]

@@ -57,8 +57,8 @@ def test_transparent_images_are_flattened_onto_white(tmp_path):
 def test_huggingface_dataset_from_a_local_path(tmp_path):
     datasets = pytest.importorskip("datasets")
     images = [Image.new("RGB", (40, 40), COLOURS[c]) for c in COLOURS]
-    ds = datasets.Dataset.from_dict({"image": images, "text": [f"a {c} square" for c in COLOURS]},
-                                    features=datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")}))
+    features = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")})
+    ds = datasets.Dataset.from_dict({"image": images, "text": [f"a {c} square" for c in COLOURS]}, features=features)
     ds.save_to_disk(str(tmp_path / "hf"))
     prepared = load_dataset(f"hf:{tmp_path / 'hf'}", cache_dir=tmp_path / "cache")
     assert prepared.main_captions == [f"a {c} square" for c in COLOURS]

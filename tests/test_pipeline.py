@@ -52,7 +52,11 @@ def test_ddpm_draws_fresh_noise_from_the_seed(tiny_pipeline):
 def test_guidance_scale_one_runs_only_the_conditional_half(tiny_pipeline, monkeypatch):
     batches = []
     forward = tiny_pipeline.base_unet.forward
-    monkeypatch.setattr(tiny_pipeline.base_unet, "forward", lambda x, *a, **k: batches.append(len(x)) or forward(x, *a, **k))
+
+    def counting_forward(x, *args, **kwargs):
+        batches.append(len(x))
+        return forward(x, *args, **kwargs)
+    monkeypatch.setattr(tiny_pipeline.base_unet, "forward", counting_forward)
     list(tiny_pipeline.generate(["red apple"], guidance_scale=1.0, sr=False))
     list(tiny_pipeline.generate(["red apple"], guidance_scale=4.0, sr=False))
     assert batches == [1, 1, 1, 2, 2, 2]

@@ -78,7 +78,7 @@ def test_a_process_killed_while_saving_never_leaves_a_checkpoint_that_fails_to_l
     for attempt in range(3):
         proc = start(args if attempt == 0 else ["--run", str(run), "--resume"])
         before = len(complete_checkpoints(run)) and load_latest(run)[1]["state"]["step"]
-        wait_for(lambda: (run / "checkpoints" / "latest").is_file()
+        wait_for(lambda before=before: (run / "checkpoints" / "latest").is_file()
                  and load_latest(run)[1]["state"]["step"] >= before + 2)
         time.sleep(rng.uniform(0, 0.3))  # land anywhere inside the save loop
         proc.send_signal(signal.SIGKILL)

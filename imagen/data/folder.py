@@ -42,7 +42,8 @@ def folder_items(folder: Path) -> list[Item]:
                 row = json.loads(line)
                 name, text = row["file_name"], row.get("text", row.get("caption"))
             except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise ValueError(f"{meta}:{n}: expected {{\"file_name\": ..., \"text\": ...}}, got {line[:80]!r}") from e
+                raise ValueError(f"{meta}:{n}: expected {{\"file_name\": ..., \"text\": ...}}, "
+                                 f"got {line[:80]!r}") from e
             if isinstance(text, str) and text.strip():
                 items.append((FileLoader(folder / name), [text.strip()]))
         return items

@@ -80,6 +80,11 @@ class Trainer:
         self.run = Path(cfg.run)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if cfg.log_with != "none":
+            import importlib.util
+            needs = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}[cfg.log_with]
+            if not any(importlib.util.find_spec(name) for name in needs):
+                raise ValueError(f"--log-with {cfg.log_with} needs the {needs[0]} package: pip install {needs[0]}")
         precision = cfg.mixed_precision
         if precision == "auto":
             precision = "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else "fp16"

@@ -10,6 +10,10 @@ from imagen.pipeline import ImagenPipeline
 from imagen.text_encoder import TextEncoder
 from imagen.unets import build_unet
 
+# Tiny models gain nothing from a second thread, and on a busy machine two threads per process
+# oversubscribe the cores badly (40x slower seen here while training ran beside the tests).
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def text_encoder() -> TextEncoder:

@@ -1,8 +1,18 @@
 import pytest
 import torch
 
-from imagen.diffusion import (alpha_bars, classifier_free_guidance, cosine_betas, dynamic_threshold, make_betas,
-                              noise_augment, predict_x0, q_sample, training_loss, v_target)
+from imagen.diffusion import (
+    alpha_bars,
+    classifier_free_guidance,
+    cosine_betas,
+    dynamic_threshold,
+    make_betas,
+    noise_augment,
+    predict_x0,
+    q_sample,
+    training_loss,
+    v_target,
+)
 
 
 @pytest.fixture

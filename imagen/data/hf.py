@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .prepared import Item, PreparedDataset, build, is_prepared, square_sizes
+from .prepared import PreparedDataset, build, is_prepared, square_sizes
 
 IMAGE_COLUMNS = ("image", "img", "picture")
 TEXT_COLUMNS = ("text", "caption", "captions", "prompt", "description")

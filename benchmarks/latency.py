@@ -1,0 +1,137 @@
+"""How fast does the cascade feel? Prints one JSON line per configuration.
+
+    python benchmarks/latency.py                                  # shipped weights, default settings
+    python benchmarks/latency.py --checkpoint checkpoints/emoji --device cpu --runs 5
+    python benchmarks/latency.py --levers                         # the speed levers, one line each
+
+Fields: first_frame_s (request to the first streamed step, prompt encoding included), base_s,
+sr_s, total_s (each the median of --runs after a warm-up), base_step_ms, sr_step_ms,
+base_unet_ms / sr_unet_ms (the bare U-Net forward at the same batch, for the overhead of
+guidance, thresholding, the scheduler and streaming), base_overhead_pct, sr_overhead_pct and
+peak_rss_mb (this process's peak resident memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from imagen.device import autocast  # noqa: E402
+from imagen.pipeline import ImagenPipeline  # noqa: E402
+from imagen.unets import unet_forward  # noqa: E402
+
+PROMPT = "red apple, twemoji style"
+
+
+def time_cascade(pipe: ImagenPipeline, runs: int, **overrides: object) -> dict:
+    """Medians over `runs` full generations, after one warm-up."""
+    records = []
+    for i in range(runs + 1):
+        pipe.text_encoder._cache.clear()  # a new prompt every time: encoding is part of the first frame
+        start = time.perf_counter()
+        first = base_end = None
+        n_base = n_sr = 0
+        for step in pipe.generate(f"{PROMPT} {i}", seed=i, **overrides):
+            now = time.perf_counter()
+            first = first or now - start
+            if step.stage == "base":
+                n_base += 1
+                base_end = now - start
+            else:
+                n_sr += 1
+        total = time.perf_counter() - start
+        if i > 0:
+            records.append({"first_frame_s": first, "base_s": base_end, "sr_s": total - base_end, "total_s": total,
+                            "n_base": n_base, "n_sr": n_sr})
+    med = {k: statistics.median(r[k] for r in records) for k in ("first_frame_s", "base_s", "sr_s", "total_s")}
+    med["base_step_ms"] = 1000 * med["base_s"] / records[0]["n_base"]
+    med["sr_step_ms"] = 1000 * med["sr_s"] / records[0]["n_sr"] if records[0]["n_sr"] else None
+    return med
+
+
+@torch.no_grad()
+def time_unet(pipe: ImagenPipeline, stage: str, batch: int, repeats: int = 10) -> float:
+    """Median ms of one bare U-Net forward, at the batch the sampler runs it."""
+    unet = pipe.base_unet if stage == "base" else pipe.sr_unet
+    size, channels = (64, 3) if stage == "base" else (256, 6)
+    x = torch.randn(batch, channels, size, size, device=pipe.device)
+    t = torch.full((batch,), 500, device=pipe.device)
+    text = pipe.text_encoder.encode(["red apple"] * batch)
+    labels = torch.full((batch,), 100, device=pipe.device) if stage == "sr" else None
+    times = []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        with autocast(pipe.device, pipe.dtype):
+            unet_forward(unet, x, t, text.text_embeds.to(pipe.device), text.text_mask.to(pipe.device), labels)
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def measure(pipe: ImagenPipeline, runs: int, label: str, **overrides: object) -> dict:
+    s = pipe.settings(**overrides)
+    result = {"config": label, "threads": torch.get_num_threads(), "dtype": str(pipe.dtype).removeprefix("torch."),
+              "sampler": s.sampler, "steps": s.steps, "sr_steps": s.sr_steps if s.sr else 0,
+              "guidance_scale": s.guidance_scale, "sr_guidance_scale": s.sr_guidance_scale}
+    result.update(time_cascade(pipe, runs, **overrides))
+    result["base_unet_ms"] = time_unet(pipe, "base", 1 if s.guidance_scale == 1 else 2)
+    result["base_overhead_pct"] = 100 * (result["base_step_ms"] / result["base_unet_ms"] - 1)
+    if s.sr:
+        result["sr_unet_ms"] = time_unet(pipe, "sr", 1 if s.sr_guidance_scale == 1 else 2)
+        result["sr_overhead_pct"] = 100 * (result["sr_step_ms"] / result["sr_unet_ms"] - 1)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
+
+
+def lever_configs(pipe: ImagenPipeline) -> list[tuple[str, dict, dict]]:
+    """(label, pipeline changes, sampling overrides) for each lever against the defaults."""
+    d = pipe.defaults
+    return [
+        ("defaults", {}, {}),
+        ("float32", {"dtype": torch.float32}, {}),
+        ("1 thread", {"threads": 1}, {}),
+        ("SR guided (w=4)", {}, {"sr_guidance_scale": 4.0}),
+        ("ddim", {}, {"sampler": "ddim"}),
+        ("ddpm", {}, {"sampler": "ddpm"}),
+        ("half the steps", {}, {"steps": max(1, d.steps // 2), "sr_steps": max(1, d.sr_steps // 2)}),
+        ("twice the steps", {}, {"steps": d.steps * 2, "sr_steps": d.sr_steps * 2}),
+        ("channels_last", {"channels_last": True}, {}),
+    ]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/emoji"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    p.add_argument("--runs", type=int, default=5, help="timed runs per configuration, after one warm-up")
+    p.add_argument("--levers", action="store_true", help="also time each speed lever (one JSON line each)")
+    args = p.parse_args()
+    if not args.checkpoint.exists():
+        print(f"error: no checkpoint at {args.checkpoint}", file=sys.stderr)
+        return 2
+    pipe = ImagenPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
+    configs = lever_configs(pipe) if args.levers else [("defaults", {}, {})]
+    default_threads = torch.get_num_threads()
+    for label, changes, overrides in configs:
+        torch.set_num_threads(changes.get("threads", default_threads))
+        pipe.dtype = changes.get("dtype", torch.bfloat16 if args.dtype == "bfloat16" else torch.float32)
+        memory_format = torch.channels_last if changes.get("channels_last") else torch.contiguous_format
+        for unet in (pipe.base_unet, pipe.sr_unet):
+            if unet is not None:
+                unet.to(memory_format=memory_format)
+        print(json.dumps(measure(pipe, args.runs, label, **overrides)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

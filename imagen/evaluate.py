@@ -1,0 +1,213 @@
+"""Score generated images against their captions, with nothing downloaded.
+
+    python -m imagen.evaluate --checkpoint checkpoints/emoji --data emoji --num-captions 200 \\
+        --guidance 1 2 4 6 8 --out eval/emoji
+    python -m imagen.evaluate --steps 5 10 15 25 50 --sampler dpm++ ddim   # quality per step
+    python -m imagen.evaluate --sr --sr-guidance 1 4                        # also score the 256 px stage
+    python -m imagen.evaluate --baselines-only                              # ceiling and floor; no checkpoint
+
+R-precision: the share of generated images whose caption outscores 99 random captions under a small
+image encoder trained on the dataset's real images (AttnGAN's metric). Fréchet distance: between the
+encoder's features of the generated images and of its training images. Both are read against the
+real images of the same captions (the ceiling) and noise (the floor). The captions come from images
+held out of the encoder's training, not of the diffusion model's. Each sweep varies one setting
+around the checkpoint's defaults; image i uses seed + i at every setting.
+
+Writes OUT/results.json, OUT/guidance_sweep.png, OUT/steps_sweep.png (with several step counts),
+OUT/samples.png (top row: the real images) and, with --sr, OUT/sr_samples.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .data import PreparedDataset, load_dataset
+from .device import resolve_device
+from .evaluation import sweep
+from .evaluation.image_encoder import holdout_split, load_or_train
+from .evaluation.metrics import sharpness
+from .evaluation.plots import plot_sweep, sample_grid, sr_grid
+from .evaluation.scorer import Scorer, noise_images
+from .generate import DEFAULT_CHECKPOINT
+from .images import from_uint8, to_pil
+from .pipeline import ImagenPipeline
+from .samplers import SAMPLERS
+from .text_encoder import TextEncoder
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m imagen.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
+    p.add_argument("--data", default="emoji", help="emoji, a folder of captioned images or hf:NAME (default: emoji)")
+    p.add_argument("--cache-dir", type=Path, help="dataset cache (default: $IMAGEN_CACHE or cache)")
+    p.add_argument("--out", type=Path, help="output folder (default: eval/<data>)")
+    p.add_argument("--num-captions", type=int, default=200, help="held-out captions, one image each (default: 200)")
+    p.add_argument("--guidance", "--guidance-scale", type=float, nargs="+",
+                   help="guidance scales to sweep (default: 1 2 4 6 8 and the checkpoint's)")
+    p.add_argument("--steps", type=int, nargs="+", help="base-stage step counts to sweep (default: the checkpoint's)")
+    p.add_argument("--sampler", nargs="+", choices=SAMPLERS, help="samplers to sweep (default: the checkpoint's)")
+    p.add_argument("--sr", action="store_true",
+                   help="also score the 256 px stage: downsampled to 64 px, and its sharpness")
+    p.add_argument("--sr-steps", type=int, nargs="+",
+                   help="SR step counts to sweep, with --sr (default: the checkpoint's)")
+    p.add_argument("--sr-guidance", type=float, nargs="+", help="SR guidance scales to sweep, with --sr")
+    p.add_argument("--baselines-only", action="store_true", help="score only the real images and noise")
+    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default: 0)")
+    p.add_argument("--batch-size", type=int, default=16, help="images denoised together (default: 16)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    return p.parse_args(argv)
+
+
+def load_models(args: argparse.Namespace) -> tuple[ImagenPipeline | None, TextEncoder]:
+    """The pipeline (None with --baselines-only) and the text encoder the image encoder learns to match."""
+    device = resolve_device(args.device)
+    if not args.checkpoint.exists():
+        if args.baselines_only:  # the ceiling and the floor need no diffusion model
+            return None, TextEncoder(device=device)
+        hint = (" No trained weights are installed there: train them with python -m imagen.train and "
+                "python -m imagen.export (see README), or pass --baselines-only")
+        raise ValueError(f"checkpoint {args.checkpoint} not found."
+                         + (hint if args.checkpoint == DEFAULT_CHECKPOINT else ""))
+    pipe = ImagenPipeline.from_pretrained(args.checkpoint, device=device, dtype=args.dtype)
+    if args.sr and pipe.sr_unet is None:
+        raise ValueError(f"{args.checkpoint} has no super-resolution stage; drop --sr")
+    for flag, field, values in (("--guidance", "guidance_scale", args.guidance), ("--steps", "steps", args.steps),
+                                ("--sr-steps", "sr_steps", args.sr_steps),
+                                ("--sr-guidance", "sr_guidance_scale", args.sr_guidance)):
+        for v in values or []:
+            try:
+                pipe.settings(**{field: v})
+            except ValueError as e:
+                raise ValueError(f"{flag} {v:g}: {e}") from e
+    return (None if args.baselines_only else pipe), pipe.text_encoder
+
+
+def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder: TextEncoder,
+             ds: PreparedDataset, out: Path) -> dict:
+    """Score the real images, noise and every setting; write OUT/results.json and the figures."""
+    # 1. the judge: an image encoder trained on the real images outside the held-out split (cached)
+    encoder, record = load_or_train(ds, text_encoder, device=text_encoder.device)
+    train_index, held_out = holdout_split(len(ds), encoder.config.holdout, encoder.config.split_seed)
+    if args.num_captions > len(held_out):
+        print(f"note: only {len(held_out)} images are held out; evaluating {len(held_out)} captions", file=sys.stderr)
+    eval_index = held_out[:args.num_captions]
+    if len(eval_index) < 2:
+        raise ValueError(f"the dataset has {len(ds)} images, too few to hold out two for evaluation")
+    prompts = [ds.main_captions[i] for i in eval_index]
+    scorer = Scorer.build(ds, text_encoder, encoder, eval_index, train_index, seed=args.seed)
+
+    # 2. the ceiling (the real images of the same captions) and the floor (noise)
+    real_64 = from_uint8(ds.images_64[eval_index])  # (N, 3, 64, 64)
+    results: dict = {"checkpoint": None if pipe is None else str(args.checkpoint), "data": args.data,
+                     "num_captions": len(prompts), "seed": args.seed, "image_encoder": record,
+                     "real": scorer.score(real_64), "noise": scorer.score(noise_images(len(prompts), args.seed))}
+    out.mkdir(parents=True, exist_ok=True)
+    if pipe is not None:
+        centre, settings = sweep.base_settings(pipe.defaults, args.guidance, args.steps, args.sampler)
+        sr_centre, sr_settings = sweep.sr_settings(pipe.defaults, args.sr_steps, args.sr_guidance)
+        sr_settings = sr_settings if args.sr else []
+        batches = -(-len(prompts) // args.batch_size)
+        total = batches * (sum(s["steps"] for s in settings) + sum(s["sr_steps"] for s in sr_settings))
+        with tqdm(total=total, desc="generating", unit="step") as bar:
+            # 3. the base stage at every setting: the same prompts and seeds each time
+            show = slice(0, min(8, len(prompts)))
+            rows, grid_rows, centre_images = [], [("real", to_pil(real_64[show]))], None
+            for s in settings:
+                bar.set_postfix(guidance=s["guidance_scale"], steps=s["steps"], sampler=s["sampler"])
+                images, seconds = sweep.generate_64(pipe, prompts, s, args.seed, args.batch_size, bar.update)
+                rows.append({**s, **scorer.score(images), "seconds_per_image": round(seconds, 3)})
+                grid_rows.append((f"w={s['guidance_scale']:g}, {s['steps']} steps, {s['sampler']}",
+                                  to_pil(images[show])))
+                centre_images = images if s == centre else centre_images
+            results |= {"defaults": asdict(pipe.defaults), "centre": centre, "base": rows}
+            write_figures(rows, centre, results, out)
+            sample_grid(grid_rows, prompts[show]).save(out / "samples.png")
+
+            # 4. the SR stage on the centre's 64 px images: kept content (scored at 64 px) and sharpness
+            if sr_settings:
+                real_256 = from_uint8(ds.images_256[eval_index])
+                upscaled = sweep.bicubic(centre_images, 256)
+                results["sharpness_reference"] = {
+                    "real_256": round(sharpness(real_256), 5),
+                    "bicubic_of_real_64": round(sharpness(sweep.bicubic(real_64, 256)), 5),
+                    "bicubic_of_generated_64": round(sharpness(upscaled), 5)}
+                results |= {"sr_centre": sr_centre, "sr": []}
+                for s in sr_settings:
+                    bar.set_postfix(sr_steps=s["sr_steps"], sr_guidance=s["sr_guidance_scale"])
+                    images, seconds = sweep.super_resolve(pipe, centre_images, prompts, s, args.seed,
+                                                          args.batch_size, bar.update)
+                    results["sr"].append({**s, "sr_noise_level": pipe.defaults.sr_noise_level,
+                                          **scorer.score(sweep.bicubic(images, 64)),
+                                          "sharpness": round(sharpness(images), 5),
+                                          "seconds_per_image": round(seconds, 3)})
+                    if s == sr_centre:
+                        n = min(4, len(prompts))
+                        sr_grid(upscaled[:n], images[:n], real_256[:n], prompts[:n]).save(out / "sr_samples.png")
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(format_table(results))
+    print(f"wrote {out / 'results.json'} and the figures beside it")
+    return results
+
+
+def write_figures(rows: list[dict], centre: dict, results: dict, out: Path) -> None:
+    """The guidance sweep at the centre's steps and sampler; the step sweep per sampler, when there is one."""
+    guidance_rows = [r for r in rows if (r["steps"], r["sampler"]) == (centre["steps"], centre["sampler"])]
+    plot_sweep(guidance_rows, "guidance_scale", "guidance scale w", results["real"], results["noise"],
+               out / "guidance_sweep.png")
+    step_rows = [r for r in rows if r["guidance_scale"] == centre["guidance_scale"]]
+    if len({r["steps"] for r in step_rows}) > 1:
+        plot_sweep(step_rows, "steps", "base-stage steps", results["real"], results["noise"],
+                   out / "steps_sweep.png", group_key="sampler", log_x=True)
+
+
+def format_table(results: dict) -> str:
+    """The results as a plain-text table, ceiling and floor first."""
+    def line(name: str, r: dict, extra: str = "") -> str:
+        r_prec = f"{r['r_precision']:.3f} ± {r['r_precision_se']:.3f}"
+        return f"{name:<34} {r_prec}   {r['frechet_distance']:>10.4g}   {extra}".rstrip()
+    lines = [f"{results['num_captions']} held-out captions, seed {results['seed']}",
+             f"{'':<34} R-precision     Fréchet dist.",
+             line("real images (ceiling)", results["real"]), line("noise (floor)", results["noise"])]
+    for r in results.get("base", []):
+        lines.append(line(f"w={r['guidance_scale']:g}, {r['steps']} steps, {r['sampler']}", r,
+                          f"{r['seconds_per_image']:.2f} s/image"))
+    if "sr" in results:
+        ref = results["sharpness_reference"]
+        lines += ["super-resolution, scored downsampled to 64 px; sharpness = RMS gradient at 256 px: "
+                  f"real {ref['real_256']:.4f}, bicubic of real 64 px {ref['bicubic_of_real_64']:.4f}, "
+                  f"bicubic of generated 64 px {ref['bicubic_of_generated_64']:.4f}"]
+        for r in results["sr"]:
+            lines.append(line(f"SR w={r['sr_guidance_scale']:g}, {r['sr_steps']} steps", r,
+                              f"sharpness {r['sharpness']:.4f}, {r['seconds_per_image']:.2f} s/image"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.num_captions < 2 or args.batch_size < 1:
+            raise ValueError("--num-captions must be at least 2 and --batch-size at least 1")
+        if (args.sr_steps or args.sr_guidance) and not args.sr:
+            raise ValueError("--sr-steps and --sr-guidance sweep the SR stage: add --sr")
+        pipe, text_encoder = load_models(args)
+        ds = load_dataset(args.data, args.cache_dir)
+        out = args.out or Path("eval") / "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(args.data).name)
+        results = evaluate(args, pipe, text_encoder, ds, out)
+    except (ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError too
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Which settings an evaluation generates, and generating the evaluation images for one setting.
+
+Each sweep varies one setting around a centre (the checkpoint's defaults), so a guidance sweep, a
+quality-per-step curve per sampler and an SR sweep cost their sum, not their product.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..config import Settings
+from ..pipeline import ImagenPipeline
+
+DEFAULT_GUIDANCE = (1.0, 2.0, 4.0, 6.0, 8.0)
+
+
+def centre_and_values(default: object, values: list | None) -> tuple[object, list]:
+    """The distinct values to sweep, and the centre that other sweeps hold fixed: the default when
+    it is among them, else the nearest number (or the first name)."""
+    values = list(dict.fromkeys(values)) if values else [default]
+    if default in values:
+        return default, values
+    if isinstance(default, (int, float)):
+        return min(values, key=lambda v: abs(v - default)), values
+    return values[0], values
+
+
+def base_settings(defaults: Settings, guidance: list[float] | None, steps: list[int] | None,
+                  samplers: list[str] | None) -> tuple[dict, list[dict]]:
+    """The centre, and every base-stage setting to generate: the guidance sweep at the centre's steps
+    and sampler, then a step sweep (a quality-per-step curve) for each sampler at the centre's guidance."""
+    w, guidance = centre_and_values(defaults.guidance_scale,
+                                    guidance or sorted({*DEFAULT_GUIDANCE, defaults.guidance_scale}))
+    n, steps = centre_and_values(defaults.steps, steps)
+    sampler, samplers = centre_and_values(defaults.sampler, samplers)
+    settings = [{"guidance_scale": g, "steps": n, "sampler": sampler} for g in guidance]
+    settings += [{"guidance_scale": w, "steps": s, "sampler": m} for m in samplers for s in steps]
+    return {"guidance_scale": w, "steps": n, "sampler": sampler}, _distinct(settings)
+
+
+def sr_settings(defaults: Settings, steps: list[int] | None, guidance: list[float] | None) -> tuple[dict, list[dict]]:
+    """The SR centre, and every SR setting: a guidance sweep at the centre's steps, a step sweep at its guidance."""
+    n, steps = centre_and_values(defaults.sr_steps, steps)
+    w, guidance = centre_and_values(defaults.sr_guidance_scale, guidance)
+    settings = [{"sr_steps": n, "sr_guidance_scale": g} for g in guidance]
+    settings += [{"sr_steps": s, "sr_guidance_scale": w} for s in steps]
+    return {"sr_steps": n, "sr_guidance_scale": w}, _distinct(settings)
+
+
+def _distinct(settings: list[dict]) -> list[dict]:
+    return list({tuple(s.items()): s for s in settings}.values())
+
+
+def generate_64(pipe: ImagenPipeline, prompts: list[str], setting: dict, seed: int, batch_size: int,
+                on_step: Callable[[], object]) -> tuple[torch.Tensor, float]:
+    """The base stage's images (N, 3, 64, 64) in [-1, 1] for `setting`, image i from seed + i,
+    and the seconds taken per image. `on_step` is called after every denoising step (a progress bar)."""
+    start, outputs = time.time(), []
+    for b in range(0, len(prompts), batch_size):
+        for step in pipe.generate(prompts[b:b + batch_size], seed=seed + b, sr=False, **setting):
+            on_step()
+            if step.is_last:
+                outputs.append(step.x_t.float().cpu())
+    return torch.cat(outputs), (time.time() - start) / len(prompts)
+
+
+def super_resolve(pipe: ImagenPipeline, images_64: torch.Tensor, prompts: list[str], setting: dict, seed: int,
+                  batch_size: int, on_step: Callable[[], object]) -> tuple[torch.Tensor, float]:
+    """The SR stage alone on given 64 px images: (N, 3, 256, 256) in [-1, 1], and seconds per image."""
+    start, outputs = time.time(), []
+    for b in range(0, len(prompts), batch_size):
+        for step in pipe.super_resolve(images_64[b:b + batch_size], prompts[b:b + batch_size], seed=seed + b,
+                                       **setting):
+            on_step()
+            if step.is_last:
+                outputs.append(step.x_t.float().clamp(-1, 1).cpu())
+    return torch.cat(outputs), (time.time() - start) / len(prompts)
+
+
+def bicubic(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (B, 3, H, W) in [-1, 1] with bicubic interpolation (antialiased when shrinking)."""
+    shrink = size < images.shape[-1]
+    return F.interpolate(images.float(), size=(size, size), mode="bicubic", align_corners=False,
+                         antialias=shrink).clamp(-1, 1)

@@ -1,0 +1,163 @@
+"""Evaluation: the metrics on synthetic inputs, the image encoder on a tiny dataset of coloured
+shapes, and the command end to end on a tiny random pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from imagen.data import load_dataset
+from imagen.data.prepared import build, square_sizes
+from imagen.evaluate import main
+from imagen.evaluation import image_encoder
+from imagen.evaluation.image_encoder import ImageEncoderConfig, load_or_train
+from imagen.evaluation.metrics import frechet_distance, r_precision, sharpness
+from imagen.evaluation.scorer import noise_images
+from imagen.evaluation.sweep import base_settings, bicubic
+from imagen.images import from_uint8
+
+COLOURS = {"red": (220, 40, 40), "green": (30, 160, 60), "blue": (40, 80, 220), "yellow": (240, 200, 30)}
+SHAPES = ("circle", "square", "triangle", "cross")
+TINY_ENCODER = ImageEncoderConfig(channels=(8, 16, 32), epochs=40, batch_size=16, lr=3e-3, holdout=0.0)
+
+
+def shape_image(colour: str, shape: str, big: bool) -> Image.Image:
+    image = Image.new("RGB", (256, 256), "white")
+    draw, c, r = ImageDraw.Draw(image), 128, 100 if big else 50
+    fill = COLOURS[colour]
+    if shape == "circle":
+        draw.ellipse((c - r, c - r, c + r, c + r), fill=fill)
+    elif shape == "square":
+        draw.rectangle((c - r, c - r, c + r, c + r), fill=fill)
+    elif shape == "triangle":
+        draw.polygon([(c, c - r), (c - r, c + r), (c + r, c + r)], fill=fill)
+    else:
+        draw.rectangle((c - r, c - r // 3, c + r, c + r // 3), fill=fill)
+        draw.rectangle((c - r // 3, c - r, c + r // 3, c + r), fill=fill)
+    return image
+
+
+def shapes() -> list[tuple[Image.Image, list[str]]]:
+    """32 images, each with a main caption ("big red circle") and a shorter variant ("red circle")."""
+    return [(shape_image(colour, shape, big), [f"{'big' if big else 'small'} {colour} {shape}", f"{colour} {shape}"])
+            for colour in COLOURS for shape in SHAPES for big in (True, False)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine a second thread makes the
+    tiny cascade ~40x slower (its workers wait on each other); restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def shapes_dataset(tmp_path_factory):
+    items = [(lambda im=im: square_sizes(im), caps) for im, caps in shapes()]
+    return build(tmp_path_factory.mktemp("data") / "shapes", items, len(items), {"source": "test"}, "shapes")
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_r_precision_is_one_for_matching_embeddings_and_chance_for_random():
+    captions = torch.nn.functional.normalize(torch.randn(500, 32), dim=-1)
+    index = torch.arange(500)
+    assert r_precision(captions, captions, index, torch.Generator().manual_seed(0)) == 1.0
+    noise = torch.randn(500, 32)
+    chance = np.mean([r_precision(noise, captions, index, torch.Generator().manual_seed(s)) for s in range(4)])
+    assert 0.0 <= chance < 0.04  # 1 in 100 expected
+
+
+def test_r_precision_never_draws_the_true_caption_as_a_distractor():
+    # With a pool of 2, the only distractor is the other caption, which is always worse.
+    captions = torch.eye(2)
+    assert r_precision(captions, captions, torch.tensor([0, 1]), torch.Generator(), n_distractors=99) == 1.0
+
+
+def test_frechet_distance_is_zero_for_a_set_with_itself_and_grows_with_a_shift():
+    feats = np.random.default_rng(0).normal(size=(400, 16))
+    assert abs(frechet_distance(feats, feats)) < 1e-6
+    d1, d2 = frechet_distance(feats, feats + 0.5), frechet_distance(feats, feats + 1.0)
+    assert d1 == pytest.approx(16 * 0.25, rel=1e-4) and d2 == pytest.approx(16 * 1.0, rel=1e-4)
+    assert frechet_distance(feats, feats * 2) > 1.0  # a wider spread counts too
+
+
+def test_sharpness_ranks_a_bicubic_upscale_below_the_sharp_original():
+    sharp = from_uint8(np.array(shape_image("red", "cross", True))[None])  # (1, 3, 256, 256)
+    assert sharpness(bicubic(bicubic(sharp, 64), 256)) < 0.8 * sharpness(sharp)
+
+
+def test_sweeps_vary_one_setting_around_the_defaults():
+    from imagen.config import Settings
+    centre, settings = base_settings(Settings(guidance_scale=4.0, steps=25, sampler="dpm++"),
+                                     [1.0, 4.0], [10, 25], ["dpm++", "ddim"])
+    assert centre == {"guidance_scale": 4.0, "steps": 25, "sampler": "dpm++"}
+    assert {tuple(s.values()) for s in settings} == {
+        (1.0, 25, "dpm++"), (4.0, 25, "dpm++"), (4.0, 10, "dpm++"), (4.0, 10, "ddim"), (4.0, 25, "ddim")}
+
+
+# ---------------------------------------------------------------- image encoder
+
+
+def test_image_encoder_learns_captions_of_real_images_and_is_cached(shapes_dataset, text_encoder):
+    encoder, record = load_or_train(shapes_dataset, text_encoder, TINY_ENCODER, progress=False)
+    sentences, offsets = image_encoder.caption_embeddings(shapes_dataset, text_encoder)
+    pool, index = sentences[offsets[:-1]], torch.arange(len(shapes_dataset))
+    _, real = encoder.encode(from_uint8(np.array(shapes_dataset.images_64)))
+    _, noise = encoder.encode(noise_images(len(shapes_dataset), seed=0))
+    real_r = r_precision(real, pool, index, torch.Generator().manual_seed(0))
+    noise_r = r_precision(noise, pool, index, torch.Generator().manual_seed(0))
+    assert real_r >= 0.3 and real_r > noise_r + 0.2, (real_r, noise_r)
+    assert record["config"]["channels"] == [8, 16, 32] and record["train_images"] == 32
+
+    cached, cached_record = load_or_train(shapes_dataset, text_encoder, TINY_ENCODER, progress=False)
+    assert cached_record == record  # loaded, not trained again
+    assert torch.allclose(cached.encode(from_uint8(np.array(shapes_dataset.images_64)))[1], real, atol=1e-5)
+    assert not list(shapes_dataset.root.glob("*.tmp"))
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    with open(folder / "metadata.jsonl", "w") as f:
+        for i, (image, captions) in enumerate(shapes()):
+            image.save(folder / f"{i:02d}.png")
+            f.write(json.dumps({"file_name": f"{i:02d}.png", "text": captions[0]}) + "\n")
+    load_dataset(str(folder), tmp_path / "cache")  # prepared once here, as a user's first run would
+    monkeypatch.setattr(image_encoder, "DEFAULT_CONFIG", ImageEncoderConfig(
+        channels=(8, 16), epochs=3, batch_size=16, holdout=0.25))
+    out = tmp_path / "eval"
+    rc = main(["--checkpoint", str(tiny_checkpoint), "--data", str(folder), "--cache-dir", str(tmp_path / "cache"),
+               "--num-captions", "4", "--guidance", "1", "3", "--steps", "2", "3", "--sampler", "ddim", "dpm++",
+               "--sr", "--sr-steps", "2", "--batch-size", "3", "--device", "cpu", "--dtype", "float32",
+               "--out", str(out)])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_captions"] == 4
+    for row in [results["real"], results["noise"], *results["base"], *results["sr"]]:
+        assert {"r_precision", "r_precision_se", "frechet_distance"} <= row.keys()
+        assert 0 <= row["r_precision"] <= 1 and row["frechet_distance"] >= -1e-6
+    # The checkpoint's defaults are w=4, 3 steps, dpm++: the centre is the nearest guidance scale given.
+    assert results["centre"] == {"guidance_scale": 3.0, "steps": 3, "sampler": "dpm++"}
+    assert len(results["base"]) == 5  # w=1 and 3 at the centre; 2 and 3 steps per sampler at w=3
+    assert {"sharpness", "sr_steps", "sr_guidance_scale"} <= results["sr"][0].keys()
+    assert {"real_256", "bicubic_of_real_64", "bicubic_of_generated_64"} <= results["sharpness_reference"].keys()
+    for name in ("guidance_sweep.png", "steps_sweep.png", "samples.png", "sr_samples.png"):
+        assert Image.open(out / name).size[0] > 100
+    printed = capsys.readouterr().out
+    assert "real images (ceiling)" in printed and json.loads(printed.strip().splitlines()[-1]) == results
+
+
+def test_evaluate_cli_says_what_is_missing(tmp_path, capsys):
+    assert main(["--checkpoint", str(tmp_path / "nothing"), "--data", "emoji"]) == 2
+    assert "checkpoint" in capsys.readouterr().err

@@ -240,7 +240,7 @@ class ImagenDemo:
                                   sampler=settings.sampler, sr=settings.sr, sr_steps=settings.sr_steps):
             timeline.add(step)
             if step.is_last:
-                finals[step.stage] = to_pil(step.x_t[:1])[0]
+                finals[step.stage] = to_pil(step.x_prev[:1])[0]
                 stage_times[step.stage] = time.perf_counter() - start
             if not limiter.ready(step):
                 continue
@@ -277,7 +277,7 @@ class ImagenDemo:
             for step in pipe.generate(prompt, seed=seed, guidance_scale=w, steps=settings.steps,
                                       sampler=settings.sampler, sr=False):
                 if step.is_last:
-                    tiles[k] = display(step.x_t, SWEEP_TILE)
+                    tiles[k] = display(step.x_prev, SWEEP_TILE)
             status = (f"{notice}Guidance sweep: scale {w:g} done ({k + 1} of {len(SWEEP_SCALES)}), "
                       f"{time.perf_counter() - start:.1f} s so far.")
             yield grid(tiles, len(tiles), captions), status, seed

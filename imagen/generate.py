@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 bar.set_postfix(stage=step.stage, images=f"{start + len(batch)}/{len(prompts)}")
                 if step.is_last:
                     size = "64" if step.stage == "base" else "256"
-                    for j, image in enumerate(to_pil(step.x_t)):
+                    for j, image in enumerate(to_pil(step.x_prev)):
                         image.save(args.out / size / f"{start + j:04d}.png")
     bar.close()
     print(f"wrote {len(prompts)} image(s) to {args.out}/" + " and ".join(f"{s}/" for s in sizes)

@@ -163,7 +163,7 @@ class ImagenPipeline:
         for step in sample_loop(denoiser, x_T, make_scheduler(s.sampler, self._betas["base"]), s.steps,
                                 self._alpha_bar["base"], self.config.base.prediction_type, "base",
                                 s.threshold, generators):
-            x_64 = step.x_t
+            x_64 = step.x_prev
             yield step
 
         # 3. SR stage: 64 -> 256 px
@@ -205,7 +205,7 @@ class ImagenPipeline:
         """Blocking generation: drain `generate` and return PIL images."""
         last: dict[str, torch.Tensor] = {}
         for step in self.generate(prompts, seed=seed, **overrides):
-            last[step.stage] = step.x_t
+            last[step.stage] = step.x_prev
         return CascadeOutput(to_pil(last["base"]), to_pil(last["sr"]) if "sr" in last else None)
 
     def _denoiser(self, unet: UNet2DConditionModel, text: TextEncoding, uncond: TextEncoding,

@@ -32,9 +32,10 @@ class Step:
     stage: str  # "base" or "sr"
     index: int  # 0 .. total - 1
     total: int
-    timestep: int  # the t this step denoised
-    x_t: torch.Tensor  # (B, 3, H, W) the running sample after this step; the stage's output at the last
-    x0_pred: torch.Tensor  # (B, 3, H, W) the thresholded clean image predicted at this step
+    timestep: int  # t
+    x_t: torch.Tensor  # (B, 3, H, W) the noisy sample the network saw at t (pure noise at the first step)
+    x0_pred: torch.Tensor  # (B, 3, H, W) the clean image predicted from x_t, thresholded
+    x_prev: torch.Tensor  # (B, 3, H, W) the sample after the step; at the last step, the stage's output
 
     @property
     def is_last(self) -> bool:
@@ -81,8 +82,9 @@ def sample_loop(
         t_batch = t.expand(x_t.shape[0]).to(x_t.device)
         model_out = denoiser(x_t, t_batch).float()
         x0_pred = dynamic_threshold(predict_x0(x_t, t_batch, model_out, alpha_bar, prediction_type), threshold)
-        x_t = scheduler.step(x0_pred, t, x_t, **kwargs).prev_sample
-        yield Step(stage, i, len(scheduler.timesteps), int(t), x_t, x0_pred)
+        x_prev = scheduler.step(x0_pred, t, x_t, **kwargs).prev_sample
+        yield Step(stage, i, len(scheduler.timesteps), int(t), x_t, x0_pred, x_prev)
+        x_t = x_prev
 
 
 def initial_noise(shape: tuple[int, ...], generator: Generators, device: torch.device) -> torch.Tensor:

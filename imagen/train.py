@@ -258,14 +258,14 @@ class Trainer:
         pipe = self.preview_pipeline()
         if self.cfg.stage == "base":
             steps = list(pipe.generate(self.preview_prompts, seed=0))
-            images = to_pil(steps[-1].x_t)
+            images = to_pil(steps[-1].x_prev)
             captions = self.preview_prompts
         else:
             idx = self.preview_index[:4]
             prompts = self.preview_captions[:4]
             low = from_uint8(self.images_64[idx])
             steps = list(pipe.super_resolve(low, prompts, seed=0))
-            images = [im for pair in zip(to_pil(upsample(low, 256)), to_pil(steps[-1].x_t)) for im in pair]
+            images = [im for pair in zip(to_pil(upsample(low, 256)), to_pil(steps[-1].x_prev)) for im in pair]
             captions = [c for p in prompts for c in (f"input: {p}", "output")]
         path = self.run / "samples" / f"step-{self.step:07d}.png"
         grid(images, columns=4, captions=captions).save(path)

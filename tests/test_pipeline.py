@@ -14,8 +14,11 @@ def test_every_sampler_runs_both_stages_and_streams_records_in_order(tiny_pipeli
     assert [(s.stage, s.index, s.total) for s in steps] == [
         ("base", 0, 3), ("base", 1, 3), ("base", 2, 3), ("sr", 0, 2), ("sr", 1, 2)]
     base, sr = steps[:3], steps[3:]
-    assert all(s.x_t.shape == s.x0_pred.shape == (2, 3, 64, 64) for s in base)
-    assert all(s.x_t.shape == s.x0_pred.shape == (2, 3, 256, 256) for s in sr)
+    assert all(s.x_t.shape == s.x0_pred.shape == s.x_prev.shape == (2, 3, 64, 64) for s in base)
+    assert all(s.x_t.shape == s.x0_pred.shape == s.x_prev.shape == (2, 3, 256, 256) for s in sr)
+    # each step starts from where the previous one ended; the first from pure noise
+    assert all(torch.equal(a.x_prev, b.x_t) for a, b in zip(steps[:2], steps[1:3]))
+    assert abs(steps[0].x_t.std().item() - 1) < 0.1 and abs(steps[3].x_t.std().item() - 1) < 0.1
     # timesteps run from pure noise towards clean, within each stage
     for stage in (base, sr):
         ts = [s.timestep for s in stage]
@@ -123,7 +126,7 @@ def test_sr_requested_without_an_sr_stage(text_encoder):
 
 def test_super_resolve_alone(tiny_pipeline):
     steps = list(tiny_pipeline.super_resolve(torch.zeros(1, 3, 64, 64), ["sun"], sr_steps=2))
-    assert [s.stage for s in steps] == ["sr", "sr"] and steps[-1].x_t.shape == (1, 3, 256, 256)
+    assert [s.stage for s in steps] == ["sr", "sr"] and steps[-1].x_prev.shape == (1, 3, 256, 256)
     with pytest.raises(ValueError, match="shape"):
         next(tiny_pipeline.super_resolve(torch.zeros(1, 3, 32, 32), ["sun"]))
 

@@ -64,7 +64,7 @@ def generate_64(pipe: ImagenPipeline, prompts: list[str], setting: dict, seed: i
         for step in pipe.generate(prompts[b:b + batch_size], seed=seed + b, sr=False, **setting):
             on_step()
             if step.is_last:
-                outputs.append(step.x_t.float().cpu())
+                outputs.append(step.x_prev.float().cpu())
     return torch.cat(outputs), (time.time() - start) / len(prompts)
 
 
@@ -77,7 +77,7 @@ def super_resolve(pipe: ImagenPipeline, images_64: torch.Tensor, prompts: list[s
                                        **setting):
             on_step()
             if step.is_last:
-                outputs.append(step.x_t.float().clamp(-1, 1).cpu())
+                outputs.append(step.x_prev.float().clamp(-1, 1).cpu())
     return torch.cat(outputs), (time.time() - start) / len(prompts)
 
 

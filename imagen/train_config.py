@@ -14,39 +14,46 @@ from pathlib import Path
 from .text_encoder import DEFAULT_MAX_LENGTH, DEFAULT_TEXT_ENCODER
 
 
+def _opt(default: object, help: str) -> object:
+    """A setting with the help text that `--help` shows."""
+    if isinstance(default, list):
+        return field(default_factory=list, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    stage: str = "base"  # "base" (64 px, text -> image) or "sr" (64 -> 256 px)
-    data: str = "emoji"  # "emoji" | a folder of captioned images | hf:NAME
-    run: str = "runs/base"
-    preset: str = "cpu"  # U-Net size, see unets.py
-    text_encoder: str = DEFAULT_TEXT_ENCODER
-    max_length: int = DEFAULT_MAX_LENGTH
-    schedule: str = "cosine"
-    prediction_type: str = "v_prediction"
-    num_timesteps: int = 1000
-    steps: int = 20_000  # optimizer steps
-    batch_size: int = 32  # per process and micro-batch
-    grad_accum: int = 1
-    lr: float = 4e-4
-    lr_schedule: str = "cosine"  # "cosine" decays to min_lr_ratio * lr at `steps`; or "constant"
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 500
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    caption_dropout: float = 0.1  # for classifier-free guidance
-    ema_decay: float = 0.9995
-    crop_size: int = 64  # SR trains on random crops of the 256 px target
-    sr_max_noise_level: int = 350  # SR augmentation levels are drawn from [0, this]
-    mixed_precision: str = "auto"  # auto | no | bf16 | fp16
-    seed: int = 0
-    log_every: int = 25
-    save_every: int = 500
-    sample_every: int = 1000
-    sample_prompts: list[str] = field(default_factory=list)  # empty: 8 captions from the dataset
-    log_with: str = "none"  # none | tensorboard | wandb
-    cache_dir: str | None = None
-    threads: int | None = None  # CPU threads; None leaves torch's default
+    stage: str = _opt("base", "base (64 px, text -> image) or sr (64 -> 256 px)")
+    data: str = _opt("emoji", "emoji, a folder of captioned images, or hf:NAME[@split]")
+    run: str = _opt("runs/base", "the run folder: config, log, sample grids, checkpoints")
+    preset: str = _opt("cpu", "U-Net size: tiny, cpu, cpu-large (base only) or gpu")
+    text_encoder: str = _opt(DEFAULT_TEXT_ENCODER, "frozen text encoder: the packaged default, or a T5 path/hub id")
+    max_length: int = _opt(DEFAULT_MAX_LENGTH, "text tokens per caption")
+    schedule: str = _opt("cosine", "noise schedule: cosine or linear")
+    prediction_type: str = _opt("v_prediction", "what the network predicts: v_prediction or epsilon")
+    num_timesteps: int = _opt(1000, "diffusion steps T of the training process")
+    steps: int = _opt(20_000, "optimizer steps in all")
+    batch_size: int = _opt(32, "images per micro-batch and process")
+    grad_accum: int = _opt(1, "micro-batches per optimizer step")
+    lr: float = _opt(4e-4, "peak AdamW learning rate")
+    lr_schedule: str = _opt("cosine", "cosine (decays to min_lr_ratio * lr at --steps) or constant")
+    min_lr_ratio: float = _opt(0.1, "the cosine schedule's final fraction of lr")
+    warmup_steps: int = _opt(500, "linear warmup steps")
+    weight_decay: float = _opt(0.01, "AdamW weight decay")
+    grad_clip: float = _opt(1.0, "gradient norm clip (0: off)")
+    caption_dropout: float = _opt(0.1, "share of captions replaced by the empty one (for guidance)")
+    ema_decay: float = _opt(0.9995, "decay of the weights' moving average, which is sampled and exported")
+    crop_size: int = _opt(64, "SR: side of the random crops of the 256 px targets")
+    sr_max_noise_level: int = _opt(350, "SR: augmentation levels are drawn from [0, this]")
+    mixed_precision: str = _opt("auto", "auto (bf16 on a CPU or a bf16 GPU, else fp16), no, bf16 or fp16")
+    seed: int = _opt(0, "seed of the initial weights and of every step's random draws")
+    log_every: int = _opt(25, "steps between log.jsonl lines")
+    save_every: int = _opt(500, "steps between checkpoints")
+    sample_every: int = _opt(1000, "steps between sample grids")
+    sample_prompts: list[str] = _opt([], "prompts of the sample grids (default: 8 captions from the dataset)")
+    log_with: str = _opt("none", "none, tensorboard or wandb")
+    cache_dir: str | None = _opt(None, "dataset cache folder (default: $IMAGEN_CACHE or ./cache)")
+    threads: int | None = _opt(None, "CPU threads (default: torch's choice)")
 
     def validate(self) -> TrainConfig:
         checks = [
@@ -94,12 +101,12 @@ def parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
         if f.name == "sample_prompts":
-            p.add_argument(flag, nargs="+", default=None, help="prompts for the sample grids")
+            p.add_argument(flag, nargs="+", default=None, help=f.metadata["help"])
             continue
-        kind = type(getattr(defaults, f.name)) if getattr(defaults, f.name) is not None else str
-        kind = int if f.name == "threads" else kind
-        p.add_argument(flag, type=kind, default=None, help=f"default: {getattr(defaults, f.name)}")
+        kind = int if f.name == "threads" else type(default) if default is not None else str
+        p.add_argument(flag, type=kind, default=None, help=f"{f.metadata['help']} (default: {default})")
     return p
 
 

@@ -1,0 +1,13 @@
+from imagen.figures import cascade_figure, sr_comparison
+
+
+def test_cascade_figure_shows_both_stages(tiny_pipeline):
+    figure = cascade_figure(tiny_pipeline, "red apple", frames=3)
+    # 3 frames of each stage, two rows (x_t, predicted x0), drawn on white
+    assert figure.width > 6 * 100 and figure.height > 2 * 100
+    assert figure.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_sr_comparison_pairs_bicubic_and_sr(tiny_pipeline):
+    figure = sr_comparison(tiny_pipeline, ["red apple", "sun"])
+    assert figure.width == 4 * 256

@@ -319,7 +319,7 @@ def test_status_line_speaks_of_stage_step_timestep_and_noise(tiny_pipeline):
 
 def _step(index: int, total: int = 25, stage: str = "base") -> Step:
     x = torch.zeros(1, 3, 64, 64)  # (B, 3, H, W)
-    return Step(stage, index, total, 999 - index, x, x)
+    return Step(stage, index, total, 999 - index, x, x, x)
 
 
 def test_timeline_keeps_a_few_evenly_spaced_steps_including_the_last():

@@ -26,7 +26,7 @@ SAMPLE_PROMPTS = [
     "snowman, openmoji style", "hamburger, twemoji style", "face with tears of joy, twemoji style",
     "penguin, openmoji style", "banana, twemoji style", "thumbs up, openmoji style", "fire, twemoji style",
 ]
-CASCADE_PROMPT = "red apple, twemoji style"
+CASCADE_PROMPT = "grinning face, openmoji style"
 TILE = 112
 
 

@@ -1,0 +1,69 @@
+"""The release weights in checkpoints/emoji: small, loadable, used by default, and they draw.
+
+These run the real trained model at its default settings (a few seconds on a CPU)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from imagen.evaluation.metrics import sharpness
+from imagen.evaluation.sweep import bicubic
+from imagen.images import from_uint8
+from imagen.pipeline import ImagenPipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "checkpoints" / "emoji"
+pytestmark = pytest.mark.skipif(not (SHIPPED / "pipeline.json").is_file(), reason="no shipped weights")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> ImagenPipeline:
+    return ImagenPipeline.from_pretrained(SHIPPED, device="cpu")
+
+
+def test_release_is_fp16_safetensors_within_40_mb_with_a_model_card():
+    files = sorted(SHIPPED.rglob("*.safetensors"))
+    assert [f.parent.name for f in files] == ["base", "sr"]
+    assert sum(f.stat().st_size for f in files) <= 40e6
+    for f in files:
+        with safe_open(f, "pt") as weights:
+            assert {weights.get_tensor(k).dtype for k in weights.keys()} == {torch.float16}
+    card = (SHIPPED / "MODEL_CARD.md").read_text()
+    assert "CC-BY 4.0" in card and "CC BY-SA 4.0" in card and not re.search(r"@[A-Z_]+@", card)
+
+
+def _share(image: Image.Image, condition) -> float:
+    rgb = np.asarray(image.convert("RGB")).astype(int)
+    return float(condition(rgb[..., 0], rgb[..., 1], rgb[..., 2]).mean())
+
+
+def test_generate_command_uses_the_shipped_weights_by_default(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "imagen.generate", "red heart, twemoji style",
+                           "grinning face, twemoji style", "--no-sr", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    heart, face = (Image.open(out / "64" / f"{i:04d}.png") for i in range(2))
+    # a trained model draws a red heart mostly red and a face mostly yellow, on white
+    assert _share(heart, lambda r, g, b: (r > 150) & (g < 110) & (b < 110)) > 0.15
+    assert _share(face, lambda r, g, b: (r > 180) & (g > 130) & (b < 110)) > 0.15
+    assert _share(heart, lambda r, g, b: (r > 150) & (g > 130) & (b < 110)) < 0.05  # not yellow
+
+
+def test_sr_stage_is_sharper_than_a_bicubic_upscale(shipped):
+    out = shipped(["red apple, twemoji style", "pizza, twemoji style"], seed=0)
+    small = from_uint8(np.stack([np.asarray(im) for im in out.images_64]))
+    large = from_uint8(np.stack([np.asarray(im) for im in out.images_256]))
+    assert large.shape[-1] == 256
+    assert sharpness(large) > 1.2 * sharpness(bicubic(small, 256))
+    # and it keeps the picture: downsampled, the SR output stays close to its 64 px input
+    assert (bicubic(large, 64) - small).abs().mean() < 0.15

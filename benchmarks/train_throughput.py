@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +61,10 @@ def main() -> int:
         for pair in args.presets:
             stage, preset = pair.split(":")
             for precision in args.precision:
-                rate = throughput(tmp, data, stage, preset, precision, args.batch_size, args.steps)
+                # a fresh process each: Accelerate fixes the mixed precision once per process
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    rate = pool.submit(throughput, tmp, data, stage, preset, precision, args.batch_size,
+                                       args.steps).result()
                 print(json.dumps({"stage": stage, "preset": preset, "precision": precision,
                                   "batch_size": args.batch_size, "samples_per_s": round(rate, 2)}), flush=True)
     return 0

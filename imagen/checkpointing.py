@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 KEEP = 2  # complete checkpoints kept; older ones are deleted after a successful save
+FILES = ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "state.json")  # a complete checkpoint
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -80,19 +81,27 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema_state:
             os.fsync(fh.fileno())
     _fsync_dir(tmp)
     if final.exists():
-        shutil.rmtree(final)
+        _discard(final)
     tmp.rename(final)
     _fsync_dir(root)
     atomic_write_text(root / "latest", final.name + "\n")
     for old in sorted(root.glob("step-*"))[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
     return final
+
+
+def _discard(path: Path) -> None:
+    """Rename a checkpoint out of the step-* names (atomic), then delete it: a kill in the middle
+    of the delete leaves a .tmp folder that the next save clears, never a half-deleted checkpoint."""
+    trash = path.with_name(f".{path.name}.{os.getpid()}.trash.tmp")
+    path.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints, newest first (the one `latest` names leads)."""
     root = run_dir / "checkpoints"
-    found = sorted((p for p in root.glob("step-*") if p.is_dir()), reverse=True)
+    found = sorted((p for p in root.glob("step-*") if all((p / f).is_file() for f in FILES)), reverse=True)
     latest = root / "latest"
     if latest.is_file():
         named = root / latest.read_text().strip()

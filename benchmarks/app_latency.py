@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from gradio_client import Client
@@ -32,37 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 from imagen.config import Settings  # noqa: E402
 from imagen.demo import read_defaults  # noqa: E402
+from imagen.local_server import start_app  # noqa: E402
 
 PROMPTS = ["red apple, twemoji style", "cat face, openmoji style", "sun, twemoji style", "red heart",
            "rocket, twemoji style", "pizza, openmoji style", "grinning face", "flag of Japan"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(checkpoint: Path, workdir: Path, timeout: float = 180) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "IMAGEN_CHECKPOINT": str(checkpoint), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-           "GRADIO_TEMP_DIR": str(workdir / "gradio")}
-    log = workdir / "server.log"
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    sys.exit(f"the server did not answer within {timeout} s")
 
 
 def timed_request(client: Client, d: Settings, prompt: str, seed: int) -> dict:
@@ -109,8 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     defaults, _ = read_defaults(args.checkpoint)
 
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server(args.checkpoint.resolve(), Path(tmp))
+        app = start_app(args.checkpoint.resolve(), Path(tmp))
         try:
+            try:
+                app.wait(timeout=180)
+            except RuntimeError as e:  # the server never came up: say why
+                sys.exit(str(e))
+            url = app.url
             client = Client(url, verbose=False)
             start = time.perf_counter()
             timed_request(client, defaults, "warm-up", 0)  # loads the pipeline: the first visitor's wait
@@ -124,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
                     "max_final_s": round(max(r["final_s"] for r in records), 3),
                 }), flush=True)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            app.stop()
 
 
 if __name__ == "__main__":

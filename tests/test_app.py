@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -29,6 +27,7 @@ from gradio_client.utils import Status
 from PIL import Image
 
 from imagen import demo
+from imagen.local_server import LocalApp, start_app
 from imagen.samplers import Step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,45 +40,11 @@ OUTPUTS = ("x_t", "x0_pred", "image_64", "image_256", "timeline", "status", "see
 # ---------------------------------------------------------------- servers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(checkpoint: Path, workdir: Path) -> tuple[subprocess.Popen, str, Path]:
-    port = _free_port()
-    env = {**os.environ, "IMAGEN_CHECKPOINT": str(checkpoint), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-           "GRADIO_TEMP_DIR": str(workdir / "gradio"), "PYTHONUNBUFFERED": "1",
-           "OMP_NUM_THREADS": "1"}  # one core: the tiny model needs no more, and the machine is shared
-    log = workdir / "server.log"
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{port}/", log
-
-
-def _wait(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"the server did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
+def _wait(app: LocalApp) -> None:
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        app.wait()
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @dataclass
@@ -98,12 +63,12 @@ def server(tmp_path_factory, text_encoder) -> Iterator[Server]:
     checkpoint is saved where it looks, and it must pick the weights up without a restart."""
     root = tmp_path_factory.mktemp("app")
     checkpoint = root / "tiny"
-    proc, url, log = _start(checkpoint, root)
+    app = start_app(checkpoint, root, OMP_NUM_THREADS="1")  # one core: the tiny model needs no more
     try:
         pipe = make_tiny_pipeline(text_encoder)  # built while the server starts
-        _wait(proc, url, log)
-        server = Server(proc, url, root)
-        with urllib.request.urlopen(url, timeout=10) as r:
+        _wait(app)
+        server = Server(app.proc, app.url, root)
+        with urllib.request.urlopen(app.url, timeout=10) as r:
             server.page_without_weights = r.read().decode()
         try:
             generate(_client(server))
@@ -112,7 +77,7 @@ def server(tmp_path_factory, text_encoder) -> Iterator[Server]:
         pipe.save_pretrained(checkpoint)  # atomic: the server never sees half a checkpoint
         yield server
     finally:
-        _stop(proc)
+        app.stop()
 
 
 def _client(server: Server, download: bool = False) -> Client:

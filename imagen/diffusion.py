@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
+LOSS_WEIGHTINGS = ("none", "min_snr")
 SCHEDULES = ("cosine", "linear")
 
 
@@ -73,16 +74,37 @@ def predict_x0(x_t: torch.Tensor, t: torch.Tensor, model_out: torch.Tensor, alph
     raise ValueError(f"unknown prediction type {prediction_type!r}; expected one of {PREDICTION_TYPES}")
 
 
+def snr(t: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """Signal-to-noise ratio of x_t: alpha_bar_t / (1 - alpha_bar_t)."""
+    a = alpha_bar.to(t.device)[t].double()
+    return (a / (1 - a)).float()
+
+
+def min_snr_weight(t: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma (Hang et al. 2023): weight each t so that the loss, read as an x0 loss, is
+    weighted by min(SNR_t, gamma). Low-noise steps, which the simple loss overweights, stop
+    dominating the gradient. The eps loss is SNR times the x0 loss, the v loss SNR + 1 times."""
+    s = snr(t, alpha_bar)
+    return s.clamp(max=gamma) / (s + 1 if prediction_type == "v_prediction" else s)
+
+
 def training_loss(model_out: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
-                  alpha_bar: torch.Tensor, prediction_type: str) -> torch.Tensor:
-    """Mean squared error against the eps or v target (the "simple" loss of Ho et al.)."""
+                  alpha_bar: torch.Tensor, prediction_type: str, weighting: str = "none",
+                  gamma: float = 5.0) -> torch.Tensor:
+    """Mean squared error against the eps or v target (the "simple" loss of Ho et al.), optionally
+    weighted per sample by min-SNR-gamma."""
     if prediction_type == "epsilon":
         target = eps
     elif prediction_type == "v_prediction":
         target = v_target(x0, t, eps, alpha_bar)
     else:
         raise ValueError(f"unknown prediction type {prediction_type!r}; expected one of {PREDICTION_TYPES}")
-    return F.mse_loss(model_out.float(), target.float())
+    if weighting == "none":
+        return F.mse_loss(model_out.float(), target.float())
+    if weighting != "min_snr":
+        raise ValueError(f"unknown loss weighting {weighting!r}; expected one of {LOSS_WEIGHTINGS}")
+    per_sample = (model_out.float() - target.float()).square().flatten(1).mean(1)  # (B,)
+    return (per_sample * min_snr_weight(t, alpha_bar, prediction_type, gamma)).mean()
 
 
 def classifier_free_guidance(out_uncond: torch.Tensor, out_cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:

@@ -25,6 +25,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from .data import PreparedDataset, load_dataset
@@ -33,7 +34,7 @@ from .evaluation import sweep
 from .evaluation.image_encoder import holdout_split, load_or_train
 from .evaluation.metrics import sharpness
 from .evaluation.plots import plot_sweep, sample_grid, sr_grid
-from .evaluation.scorer import Scorer, noise_images
+from .evaluation.scorer import Scorer, evaluation_index, noise_images
 from .generate import DEFAULT_CHECKPOINT
 from .images import from_uint8, to_pil
 from .pipeline import ImagenPipeline
@@ -97,19 +98,22 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
     # 1. the judge: an image encoder trained on the real images outside the held-out split (cached)
     encoder, record = load_or_train(ds, text_encoder, device=text_encoder.device)
     train_index, held_out = holdout_split(len(ds), encoder.config.holdout, encoder.config.split_seed)
-    if args.num_captions > len(held_out):
-        print(f"note: only {len(held_out)} images are held out; evaluating {len(held_out)} captions", file=sys.stderr)
-    eval_index = held_out[:args.num_captions]
+    candidates = held_out if len(held_out) else np.arange(len(ds))
+    eval_index = evaluation_index(ds, candidates, args.num_captions, encoder.config.split_seed)
+    if len(eval_index) < args.num_captions:
+        print(f"note: only {len(eval_index)} concepts to draw captions from; evaluating {len(eval_index)}",
+              file=sys.stderr)
     if len(eval_index) < 2:
-        raise ValueError(f"the dataset has {len(ds)} images, too few to hold out two for evaluation")
+        raise ValueError(f"the dataset has {len(ds)} images, too few to evaluate two captions")
     prompts = [ds.main_captions[i] for i in eval_index]
     scorer = Scorer.build(ds, text_encoder, encoder, eval_index, train_index, seed=args.seed)
 
-    # 2. the ceiling (the real images of the same captions) and the floor (noise)
+    # 2. the ceiling (the real images of the same captions) and the floors (colour blobs, noise)
     real_64 = from_uint8(ds.images_64[eval_index])  # (N, 3, 64, 64)
     results: dict = {"checkpoint": None if pipe is None else str(args.checkpoint), "data": args.data,
                      "num_captions": len(prompts), "seed": args.seed, "image_encoder": record,
-                     "real": scorer.score(real_64), "noise": scorer.score(noise_images(len(prompts), args.seed))}
+                     "real": scorer.score(real_64), "blob": scorer.score(scorer.blobs),
+                     "noise": scorer.score(noise_images(len(prompts), args.seed))}
     out.mkdir(parents=True, exist_ok=True)
     if pipe is not None:
         centre, settings = sweep.base_settings(pipe.defaults, args.guidance, args.steps, args.sampler)
@@ -161,22 +165,23 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
 def write_figures(rows: list[dict], centre: dict, results: dict, out: Path) -> None:
     """The guidance sweep at the centre's steps and sampler; the step sweep per sampler, when there is one."""
     guidance_rows = [r for r in rows if (r["steps"], r["sampler"]) == (centre["steps"], centre["sampler"])]
-    plot_sweep(guidance_rows, "guidance_scale", "guidance scale w", results["real"], results["noise"],
-               out / "guidance_sweep.png")
+    plot_sweep(guidance_rows, "guidance_scale", "guidance scale w", results, out / "guidance_sweep.png")
     step_rows = [r for r in rows if r["guidance_scale"] == centre["guidance_scale"]]
     if len({r["steps"] for r in step_rows}) > 1:
-        plot_sweep(step_rows, "steps", "base-stage steps", results["real"], results["noise"],
-                   out / "steps_sweep.png", group_key="sampler", log_x=True)
+        plot_sweep(step_rows, "steps", "base-stage steps", results, out / "steps_sweep.png", group_key="sampler",
+                   log_x=True)
 
 
 def format_table(results: dict) -> str:
     """The results as a plain-text table, ceiling and floor first."""
     def line(name: str, r: dict, extra: str = "") -> str:
         r_prec = f"{r['r_precision']:.3f} ± {r['r_precision_se']:.3f}"
-        return f"{name:<34} {r_prec}   {r['frechet_distance']:>10.4g}   {extra}".rstrip()
-    lines = [f"{results['num_captions']} held-out captions, seed {results['seed']}",
-             f"{'':<34} R-precision     Fréchet dist.",
-             line("real images (ceiling)", results["real"]), line("noise (floor)", results["noise"])]
+        r_col = f"{r['r_precision_colour']:.3f} ± {r['r_precision_colour_se']:.3f}"
+        return f"{name:<34} {r_prec}   {r_col}   {r['frechet_distance']:>10.4g}   {extra}".rstrip()
+    lines = [f"{results['num_captions']} evaluation captions (one per concept), seed {results['seed']}",
+             f"{'':<34} R-precision     colour-matched  Fréchet dist.",
+             line("real images (ceiling)", results["real"]), line("colour blobs (floor)", results["blob"]),
+             line("noise (floor)", results["noise"])]
     for r in results.get("base", []):
         lines.append(line(f"w={r['guidance_scale']:g}, {r['steps']} steps, {r['sampler']}", r,
                           f"{r['seconds_per_image']:.2f} s/image"))

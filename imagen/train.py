@@ -23,16 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file
 from tqdm import tqdm
 
 from .checkpointing import load_latest, save_checkpoint
 from .config import DiffusionConfig, PipelineConfig, Settings
 from .data import default_cache_dir, load_dataset
+from .data.balance import concept_weights
 from .data.text_cache import CaptionEmbeddings, cached_text_embeddings
 from .diffusion import alpha_bars, make_betas, noise_augment, q_sample, training_loss, upsample
 from .ema import EMA
 from .images import from_uint8, grid, to_pil
-from .pipeline import ImagenPipeline
+from .pipeline import WEIGHTS_NAME, ImagenPipeline
 from .text_encoder import TextEncoder
 from .train_config import TrainConfig, config_from_args
 from .unets import build_unet, unet_forward
@@ -50,18 +52,26 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 class Batches:
-    """Micro-batch m of the run, for this process: a fresh permutation every epoch."""
+    """Micro-batch m of the run, for this process: a fresh permutation every epoch, or, with
+    sampling weights, a weighted draw without replacement seeded by m alone (so a resumed run
+    draws the same batches)."""
 
-    def __init__(self, n_images: int, batch_size: int, seed: int, rank: int, world: int):
+    def __init__(self, n_images: int, batch_size: int, seed: int, rank: int, world: int,
+                 weights: torch.Tensor | None = None):
         self.n, self.seed, self.rank, self.world = n_images, seed, rank, world
         self.global_batch = batch_size * world
         if n_images < self.global_batch:
             raise ValueError(f"the dataset has {n_images} images, fewer than one batch "
                              f"({self.global_batch}); lower --batch-size")
         self.per_epoch = n_images // self.global_batch
+        self.weights = weights
         self._epoch, self._perm = -1, None
 
     def indices(self, m: int) -> torch.Tensor:
+        if self.weights is not None:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + 7_919 * m + 1)
+            chunk = torch.multinomial(self.weights, self.global_batch, replacement=False, generator=g)
+            return chunk[self.rank::self.world]
         epoch, b = divmod(m, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
@@ -72,6 +82,21 @@ class Batches:
     def generator(self, m: int) -> torch.Generator:
         """The source of every random draw of micro-batch m on this process."""
         return torch.Generator().manual_seed((self.seed * 1_000_003 + m) * 64 + self.rank)
+
+
+def load_stage_weights(unet: torch.nn.Module, checkpoint: Path, stage: str) -> None:
+    """Warm start: copy one stage's weights from a pipeline checkpoint folder into `unet`, which
+    must have the same architecture (the same --preset and text encoder)."""
+    folder = checkpoint / stage / WEIGHTS_NAME
+    if not folder.is_file():
+        raise ValueError(f"--init-from {checkpoint}: no {stage} stage there ({folder} is missing)")
+    state = load_file(folder)
+    own = unet.state_dict()
+    mismatched = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
+    if mismatched or set(state) - set(own):
+        raise ValueError(f"--init-from {checkpoint}: its {stage} U-Net has another architecture than "
+                         f"this run's --preset ({len(mismatched)} tensors differ, e.g. {mismatched[:1]})")
+    unet.load_state_dict({k: v.float() for k, v in state.items()})
 
 
 class Trainer:
@@ -102,11 +127,15 @@ class Trainer:
         self.preview_index = [i * len(ds) // 8 for i in range(8)]
         self.preview_captions = [ds.main_captions[i] for i in self.preview_index]
         self.preview_prompts = cfg.sample_prompts or self.preview_captions
-        self.batches = Batches(len(ds), cfg.batch_size, cfg.seed, self.acc.process_index, self.acc.num_processes)
+        weights = concept_weights(ds.main_captions, cfg.balance) if cfg.balance > 0 else None
+        self.batches = Batches(len(ds), cfg.batch_size, cfg.seed, self.acc.process_index, self.acc.num_processes,
+                               weights)
         self.alpha_bar = alpha_bars(make_betas(cfg.schedule, cfg.num_timesteps)).to(self.acc.device)
 
         torch.manual_seed(cfg.seed)  # the initial weights
         self.unet = build_unet(cfg.stage, cfg.preset, self.encoder.dim)
+        if cfg.init_from and not resume:
+            load_stage_weights(self.unet, Path(cfg.init_from), cfg.stage)
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
                                            weight_decay=cfg.weight_decay)
         self.ema = EMA(self.unet, cfg.ema_decay)
@@ -178,7 +207,8 @@ class Trainer:
         x_in = x_t if cond is None else torch.cat([x_t, cond.to(device)], dim=1)
         out = unet_forward(self.unet, x_in, t, embeds, mask,
                            None if class_labels is None else class_labels.to(device))
-        return training_loss(out, x0, t, eps, self.alpha_bar, cfg.prediction_type)
+        return training_loss(out, x0, t, eps, self.alpha_bar, cfg.prediction_type, cfg.loss_weighting,
+                             cfg.min_snr_gamma)
 
     # ------------------------------------------------------------------ the loop
 

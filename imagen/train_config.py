@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .diffusion import LOSS_WEIGHTINGS
 from .text_encoder import DEFAULT_MAX_LENGTH, DEFAULT_TEXT_ENCODER
 
 
@@ -42,6 +43,12 @@ class TrainConfig:
     weight_decay: float = _opt(0.01, "AdamW weight decay")
     grad_clip: float = _opt(1.0, "gradient norm clip (0: off)")
     caption_dropout: float = _opt(0.1, "share of captions replaced by the empty one (for guidance)")
+    loss_weighting: str = _opt("none", "none (the simple loss) or min_snr (Hang et al. 2023: min(SNR, gamma) per t)")
+    min_snr_gamma: float = _opt(5.0, "gamma of the min_snr loss weighting")
+    balance: float = _opt(0.0, "sample image i with weight 1 / (images of its concept) ** this: "
+                               "0 uniform over images, 1 uniform over concepts (skin-tone variants share one)")
+    init_from: str | None = _opt(None, "start from the weights of this stage in a pipeline checkpoint "
+                                       "folder (e.g. checkpoints/emoji), not from random ones")
     ema_decay: float = _opt(0.9995, "decay of the weights' moving average, which is sampled and exported")
     crop_size: int = _opt(64, "SR: side of the random crops of the 256 px targets")
     sr_max_noise_level: int = _opt(350, "SR: augmentation levels are drawn from [0, this]")
@@ -63,6 +70,10 @@ class TrainConfig:
             (self.lr > 0, "lr must be positive"),
             (self.lr_schedule in ("cosine", "constant"), f"unknown lr_schedule {self.lr_schedule!r}"),
             (0 <= self.caption_dropout < 1, "caption_dropout must be in [0, 1)"),
+            (self.loss_weighting in LOSS_WEIGHTINGS,
+             f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {self.loss_weighting!r}"),
+            (self.min_snr_gamma > 0, "min_snr_gamma must be positive"),
+            (0 <= self.balance <= 1, "balance must be in [0, 1]"),
             (0 < self.crop_size <= 256 and 256 % self.crop_size == 0, "crop_size must divide 256"),
             (0 <= self.sr_max_noise_level < self.num_timesteps, "sr_max_noise_level must be below num_timesteps"),
             (self.mixed_precision in ("auto", "no", "bf16", "fp16"),

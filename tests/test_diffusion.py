@@ -7,6 +7,7 @@ from imagen.diffusion import (
     cosine_betas,
     dynamic_threshold,
     make_betas,
+    min_snr_weight,
     noise_augment,
     predict_x0,
     q_sample,
@@ -85,3 +86,29 @@ def test_unknown_schedule_and_prediction_type_are_errors(alpha_bar):
         make_betas("quadratic")
     with pytest.raises(ValueError, match="prediction type"):
         predict_x0(torch.zeros(1, 3, 2, 2), torch.tensor([1]), torch.zeros(1, 3, 2, 2), alpha_bar, "x0")
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_min_snr_weight_makes_the_loss_an_x0_loss_weighted_by_min_snr_gamma(alpha_bar, prediction_type):
+    t = torch.tensor([0, 100, 400, 700, 999])
+    snr_t = alpha_bar[t] / (1 - alpha_bar[t])
+    # the eps loss is SNR x the x0 loss, the v loss (SNR + 1) x; the weight turns either into min(SNR, gamma) x
+    to_x0 = snr_t if prediction_type == "epsilon" else snr_t + 1
+    w = min_snr_weight(t, alpha_bar, prediction_type, gamma=5.0)
+    assert torch.allclose(w * to_x0, snr_t.clamp(max=5.0), rtol=1e-4)
+    assert w[0] < 0.01 and w[0] < w[-2]  # the nearly clean step no longer dominates
+
+
+def test_min_snr_loss_is_the_weighted_mean_of_per_sample_errors(alpha_bar):
+    x0, eps = torch.rand(4, 3, 8, 8) * 2 - 1, torch.randn(4, 3, 8, 8)
+    t = torch.tensor([5, 200, 600, 950])
+    out = torch.randn(4, 3, 8, 8)
+    target = v_target(x0, t, eps, alpha_bar)
+    per_sample = (out - target).square().mean(dim=(1, 2, 3))
+    expected = (per_sample * min_snr_weight(t, alpha_bar, "v_prediction", 5.0)).mean()
+    got = training_loss(out, x0, t, eps, alpha_bar, "v_prediction", "min_snr", 5.0)
+    assert torch.allclose(got, expected)
+    plain = training_loss(out, x0, t, eps, alpha_bar, "v_prediction")
+    assert torch.allclose(plain, per_sample.mean()) and not torch.allclose(plain, got)
+    with pytest.raises(ValueError, match="loss weighting"):
+        training_loss(out, x0, t, eps, alpha_bar, "v_prediction", "p2")

@@ -14,8 +14,9 @@ from imagen.data import load_dataset
 from imagen.data.prepared import build, square_sizes
 from imagen.evaluate import main
 from imagen.evaluation import image_encoder
+from imagen.evaluation.colour import colour_blobs, colour_matched_distractors, ink_features
 from imagen.evaluation.image_encoder import ImageEncoderConfig, load_or_train
-from imagen.evaluation.metrics import frechet_distance, r_precision, sharpness
+from imagen.evaluation.metrics import frechet_distance, r_precision, r_precision_against, sharpness
 from imagen.evaluation.scorer import noise_images
 from imagen.evaluation.sweep import base_settings, bicubic
 from imagen.images import from_uint8
@@ -103,6 +104,31 @@ def test_sweeps_vary_one_setting_around_the_defaults():
         (1.0, 25, "dpm++"), (4.0, 25, "dpm++"), (4.0, 10, "dpm++"), (4.0, 10, "ddim"), (4.0, 25, "ddim")}
 
 
+def test_ink_features_read_colour_and_coverage_and_blobs_redraw_them():
+    images = np.stack([np.array(shape_image("red", "square", big=True).resize((64, 64), Image.Resampling.NEAREST)),
+                       np.full((64, 64, 3), 255, np.uint8)])
+    feats = ink_features(images)
+    assert np.allclose(feats[0, :3], np.array(COLOURS["red"]) / 255, atol=0.01)
+    assert feats[0, 3] == pytest.approx((201 / 256) ** 2, abs=0.03)  # the square covers ~62% of the image
+    assert np.allclose(feats[1], [1, 1, 1, 0])  # blank: white, no ink
+    blobs = colour_blobs(feats)
+    assert blobs.shape == (2, 3, 64, 64)
+    assert np.allclose(ink_features((np.array(blobs.permute(0, 2, 3, 1)) + 1) * 127.5)[:, 3], feats[:, 3], atol=0.02)
+
+
+def test_colour_matched_distractors_are_the_nearest_colours_of_other_concepts():
+    # pool: 3 reds (two variants of one concept), 2 blues, 1 green; k=2 distractors each
+    feats = np.array([[1, 0, 0, .3], [.98, 0, 0, .3], [.9, .05, 0, .3], [0, 0, 1, .3], [0, 0, .9, .3], [0, 1, 0, .3]])
+    concepts = ["apple", "apple", "heart", "whale", "gem", "leaf"]
+    got = colour_matched_distractors(feats, torch.tensor([0, 3]), concepts, n_distractors=2)
+    assert got[0].tolist() == [2, 4]  # the other red, then the nearest rest; never itself or its variant (1)
+    assert got[1].tolist()[0] == 4  # the other blue first
+    # the judge's verdict against them: an image embedding matching its caption wins, one matching a distractor loses
+    pool = torch.eye(6)
+    assert r_precision_against(pool[[0, 3]], pool, torch.tensor([0, 3]), got) == 1.0
+    assert r_precision_against(pool[[2, 4]], pool, torch.tensor([0, 3]), got) == 0.0
+
+
 # ---------------------------------------------------------------- image encoder
 
 
@@ -144,9 +170,10 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     assert results["num_captions"] == 4
-    for row in [results["real"], results["noise"], *results["base"], *results["sr"]]:
-        assert {"r_precision", "r_precision_se", "frechet_distance"} <= row.keys()
-        assert 0 <= row["r_precision"] <= 1 and row["frechet_distance"] >= -1e-6
+    for row in [results["real"], results["blob"], results["noise"], *results["base"], *results["sr"]]:
+        assert {"r_precision", "r_precision_se", "r_precision_colour", "frechet_distance"} <= row.keys()
+        assert 0 <= row["r_precision"] <= 1 and 0 <= row["r_precision_colour"] <= 1
+        assert row["frechet_distance"] >= -1e-6
     # The checkpoint's defaults are w=4, 3 steps, dpm++: the centre is the nearest guidance scale given.
     assert results["centre"] == {"guidance_scale": 3.0, "steps": 3, "sampler": "dpm++"}
     assert len(results["base"]) == 5  # w=1 and 3 at the centre; 2 and 3 steps per sampler at w=3
@@ -155,7 +182,8 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
     for name in ("guidance_sweep.png", "steps_sweep.png", "samples.png", "sr_samples.png"):
         assert Image.open(out / name).size[0] > 100
     printed = capsys.readouterr().out
-    assert "real images (ceiling)" in printed and json.loads(printed.strip().splitlines()[-1]) == results
+    assert "real images (ceiling)" in printed and "colour blobs (floor)" in printed
+    assert json.loads(printed.strip().splitlines()[-1]) == results
 
 
 def test_evaluate_cli_says_what_is_missing(tmp_path, capsys):

@@ -149,3 +149,52 @@ def test_training_config_file_stands_in_for_flags(tmp_path, shapes_folder):
     assert main(["--config", str(config), "--steps", "3"]) == 0  # flags override the file
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["steps"] == 3 and stored["preset"] == "tiny"
+
+
+def test_balanced_batches_draw_every_concept_about_as_often_and_repeat_exactly():
+    import torch
+
+    from imagen.data.balance import concept_key, concept_weights
+    from imagen.train import Batches
+    captions = ["waving hand, twemoji style"] + [f"waving hand, {tone} skin tone, twemoji style" for tone in
+                                                  ("light", "medium-light", "medium", "medium-dark", "dark")]
+    captions += ["red apple, twemoji style", "red apple, openmoji style"]
+    assert concept_key(captions[3]) == "waving hand, twemoji style"
+    weights = concept_weights(captions, power=1.0)
+    assert weights[:6].sum() == pytest.approx(weights[6]) == pytest.approx(1 / 3)  # three concepts, equal shares
+    assert torch.allclose(concept_weights(captions, power=0.0), torch.full((8,), 1 / 8, dtype=torch.float64))
+    # 20 people emoji with six variants each beside 20 single-image concepts: each half gets half the draws
+    people = [f"person {k}{tone}" for k in range(20) for tone in ["", *(f", {t} skin tone" for t in
+                                                                     ("light", "medium-light", "medium",
+                                                                      "medium-dark", "dark"))]]
+    many = people + [f"object {k}" for k in range(20)]
+    batches = Batches(len(many), 4, seed=0, rank=0, world=1, weights=concept_weights(many))
+    counts = torch.bincount(torch.cat([batches.indices(m) for m in range(2000)]), minlength=len(many)).double()
+    assert counts[:120].sum() / counts.sum() == pytest.approx(0.5, abs=0.03)  # uniform would give 120 / 140
+    again = Batches(len(many), 4, seed=0, rank=0, world=1, weights=concept_weights(many))
+    assert torch.equal(again.indices(1234), batches.indices(1234))  # a resumed run draws the same batch
+
+
+def test_a_run_can_start_from_a_shipped_checkpoint_and_trains_with_min_snr(tmp_path, shapes_folder, text_encoder):
+    import torch
+    from conftest import make_tiny_pipeline
+
+    from imagen.unets import build_unet
+    checkpoint = tmp_path / "start"
+    make_tiny_pipeline(text_encoder, seed=3).save_pretrained(checkpoint)
+    start_weights = ImagenPipeline.from_pretrained(checkpoint, device="cpu", text_encoder=text_encoder).base_unet
+    cfg = TrainConfig(**{**vars(TrainConfig()), "run": str(tmp_path / "run"), "data": str(shapes_folder),
+                         "cache_dir": str(tmp_path / "cache"), "preset": "tiny", "batch_size": 4, "steps": 2,
+                         "init_from": str(checkpoint), "loss_weighting": "min_snr", "balance": 1.0,
+                         "log_every": 1, "sample_every": 100})
+    trainer = Trainer(cfg.validate(), resume=False)
+    for (name, p), q in zip(trainer.ema.model.named_parameters(), start_weights.parameters()):
+        assert torch.equal(p, q.float()), name  # the run starts from the checkpoint's weights
+    trainer.train()
+    assert len(losses(cfg.run)) == 2
+    fresh = build_unet("base", "tiny", text_encoder.dim)
+    assert not torch.equal(next(fresh.parameters()), next(start_weights.parameters()))
+    # a checkpoint of another size is a clear error, not a silent partial load
+    bad = {**vars(cfg), "run": str(tmp_path / "run2"), "preset": "cpu"}
+    with pytest.raises(ValueError, match="another architecture"):
+        Trainer(TrainConfig(**bad).validate(), resume=False)

@@ -22,13 +22,21 @@ def r_precision(image_embeds: torch.Tensor, caption_embeds: torch.Tensor, true_i
     if m < 2:
         raise ValueError("the caption pool needs at least two captions")
     k = min(n_distractors, m - 1)
-    images = F.normalize(image_embeds.float(), dim=-1)
-    captions = F.normalize(caption_embeds.float(), dim=-1)
     true_index = torch.as_tensor(true_index, dtype=torch.long)
     # Draw from the m - 1 captions that are not the true one: indices at or past it shift by one.
     drawn = torch.stack([torch.randperm(m - 1, generator=generator)[:k] for _ in range(n)])  # (N, k)
     distractors = drawn + (drawn >= true_index[:, None]).long()
-    true_score = (images * captions[true_index]).sum(-1)  # (N,)
+    return r_precision_against(image_embeds, caption_embeds, true_index, distractors)
+
+
+def r_precision_against(image_embeds: torch.Tensor, caption_embeds: torch.Tensor, true_index: torch.Tensor,
+                        distractors: torch.Tensor) -> float:
+    """The share of images whose true caption outscores every one of its own distractors:
+    distractors (N, k) are rows of the caption pool, chosen by the caller (at random, or matched
+    in colour so that only shape can decide)."""
+    images = F.normalize(image_embeds.float(), dim=-1)
+    captions = F.normalize(caption_embeds.float(), dim=-1)
+    true_score = (images * captions[torch.as_tensor(true_index, dtype=torch.long)]).sum(-1)  # (N,)
     distractor_score = torch.einsum("nd,nkd->nk", images, captions[distractors])  # (N, k)
     return (true_score > distractor_score.max(dim=1).values).float().mean().item()
 

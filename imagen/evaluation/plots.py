@@ -13,25 +13,31 @@ from PIL import Image
 from ..images import grid, to_pil
 
 
-def plot_sweep(rows: list[dict], x_key: str, x_label: str, real: dict, noise: dict, path: Path,
+def plot_sweep(rows: list[dict], x_key: str, x_label: str, baselines: dict, path: Path,
                group_key: str | None = None, log_x: bool = False) -> None:
-    """R-precision (ceiling and floor dashed) and Fréchet distance against one setting, one line
-    per value of `group_key` (e.g. per sampler)."""
+    """R-precision against random and against colour-matched captions, and Fréchet distance, against
+    one setting, one line per value of `group_key` (e.g. per sampler). The real images (ceiling),
+    colour blobs and noise (floors) of `baselines` are dashed."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(str(row[group_key]) if group_key else "", []).append(row)
-    fig = Figure(figsize=(10, 4))
-    ax_r, ax_f = fig.subplots(1, 2)
+    fig = Figure(figsize=(14, 4))
+    ax_r, ax_c, ax_f = fig.subplots(1, 3)
     for name, group in groups.items():
         group = sorted(group, key=lambda r: r[x_key])
         xs = [r[x_key] for r in group]
-        ax_r.errorbar(xs, [r["r_precision"] for r in group], yerr=[r["r_precision_se"] for r in group],
-                      marker="o", capsize=3, label=name or "generated")
+        for ax, key in ((ax_r, "r_precision"), (ax_c, "r_precision_colour")):
+            ax.errorbar(xs, [r[key] for r in group], yerr=[r[f"{key}_se"] for r in group],
+                        marker="o", capsize=3, label=name or "generated")
         ax_f.plot(xs, [r["frechet_distance"] for r in group], marker="o", label=name or "generated")
-    ax_r.axhline(real["r_precision"], ls="--", c="g", label=f"real images {real['r_precision']:.2f}")
-    ax_r.axhline(noise["r_precision"], ls="--", c="r", label=f"noise {noise['r_precision']:.2f}")
-    ax_r.set(xlabel=x_label, ylabel="R-precision (top-1 of 100)", ylim=(0, 1),
-             title="Caption alignment (higher is better)")
+    lines = (("real", "g", "real images"), ("blob", "orange", "colour blobs"), ("noise", "r", "noise"))
+    for ax, key, title in ((ax_r, "r_precision", "vs 99 random captions"),
+                           (ax_c, "r_precision_colour", "vs the 99 nearest in colour")):
+        for base, colour, label in lines:
+            if base in baselines:
+                ax.axhline(baselines[base][key], ls="--", c=colour, label=f"{label} {baselines[base][key]:.2f}")
+        ax.set(xlabel=x_label, ylabel="R-precision (top-1 of 100)", ylim=(0, 1), title=f"Caption alignment {title}")
+    real, noise = baselines["real"], baselines["noise"]
     ax_f.axhline(real["frechet_distance"], ls="--", c="g", label=f"real images {real['frechet_distance']:.3g}")
     # Noise is usually far above the curves: then it is named in the legend, not drawn, to keep the scale readable.
     drawn = noise["frechet_distance"] <= 2 * max(r["frechet_distance"] for r in rows)
@@ -42,7 +48,7 @@ def plot_sweep(rows: list[dict], x_key: str, x_label: str, real: dict, noise: di
     ax_f.set(xlabel=x_label, ylabel="Fréchet distance", title="Distance to real images (lower is better)")
     ax_f.set_ylim(bottom=0)
     ticks = sorted({r[x_key] for r in rows})
-    for ax in (ax_r, ax_f):
+    for ax in (ax_r, ax_c, ax_f):
         if log_x:
             ax.set_xscale("log")
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])

@@ -1,8 +1,10 @@
 """Scoring one set of 64 px images made for the evaluation captions: R-precision against a pool of
-the dataset's captions, and Fréchet distance to the real images of the image encoder's training split.
+the dataset's captions (random distractors, and colour-matched ones that only shape can beat), and
+Fréchet distance to the real images the image encoder was trained on.
 
 Every set is scored with the same distractor captions and the same reference, so numbers from
-different settings, the real images (the ceiling) and noise (the floor) can be compared directly.
+different settings, the real images (the ceiling), colour blobs and noise (the floors) can be
+compared directly.
 """
 
 from __future__ import annotations
@@ -13,19 +15,39 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.balance import concept_key
 from ..data.prepared import PreparedDataset
 from ..images import from_uint8
 from ..text_encoder import TextEncoder
+from .colour import colour_blobs, colour_matched_distractors, ink_features
 from .image_encoder import ImageEncoder, caption_embeddings
-from .metrics import frechet_distance, r_precision
+from .metrics import frechet_distance, r_precision, r_precision_against
+
+
+def evaluation_index(ds: PreparedDataset, candidates: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Up to n images from `candidates`, in a seeded random order, one per concept: skin-tone
+    variants of one emoji count once, so the captions weigh concepts as a user's prompts would."""
+    order = np.asarray(candidates)[np.random.default_rng(seed).permutation(len(candidates))]
+    seen: set[str] = set()
+    picked = []
+    for i in order:
+        key = concept_key(ds.main_captions[i])
+        if key not in seen:
+            seen.add(key)
+            picked.append(int(i))
+            if len(picked) == n:
+                break
+    return np.array(picked, dtype=np.int64)
 
 
 @dataclass
 class Scorer:
     encoder: ImageEncoder
-    caption_pool: torch.Tensor  # (M, D) sentence embeddings of the dataset's distinct main captions
+    caption_pool: torch.Tensor  # (M, D) the judge's embeddings of the dataset's distinct main captions
     true_index: torch.Tensor  # (N,) row of each evaluation image's caption in the pool
+    colour_distractors: torch.Tensor  # (N, k) pool rows nearest in ink colour, other concepts only
     reference_features: torch.Tensor  # (R, C) encoder features of real images it was trained on
+    blobs: torch.Tensor  # (N, 3, 64, 64) colour blobs of the evaluation images' real images
     seed: int = 0
 
     @classmethod
@@ -36,13 +58,16 @@ class Scorer:
         rows: dict[str, int] = {}
         for i, caption in enumerate(ds.main_captions):
             rows.setdefault(caption, i)
-        pool_images = list(rows.values())
+        pool_images = np.array(list(rows.values()))
         position = {caption: k for k, caption in enumerate(rows)}
         true_index = torch.tensor([position[ds.main_captions[i]] for i in eval_index])
+        pool_features = ink_features(ds.images_64[pool_images])
+        distractors = colour_matched_distractors(pool_features, true_index, [concept_key(c) for c in rows])
         reference_index = np.sort(reference_index)
         reference = torch.cat([encoder.encode(from_uint8(ds.images_64[reference_index[i:i + 1024]]))[0]
                                for i in range(0, len(reference_index), 1024)])  # in chunks: float images are big
-        return cls(encoder, sentences[offsets[pool_images]], true_index, reference, seed)
+        return cls(encoder, encoder.encode_text(sentences[offsets[pool_images]]), true_index, distractors,
+                   reference, colour_blobs(ink_features(ds.images_64[np.asarray(eval_index)])), seed)
 
     def score(self, images: torch.Tensor) -> dict[str, float]:
         """images (N, 3, 64, 64) in [-1, 1], image i made for evaluation caption i."""
@@ -50,9 +75,14 @@ class Scorer:
             raise ValueError(f"expected {len(self.true_index)} images, one per evaluation caption, got {len(images)}")
         features, embeds = self.encoder.encode(images)
         r = r_precision(embeds, self.caption_pool, self.true_index, torch.Generator().manual_seed(self.seed))
-        return {"r_precision": round(r, 4),
-                "r_precision_se": round(math.sqrt(r * (1 - r) / len(images)), 4),  # binomial standard error
+        rc = r_precision_against(embeds, self.caption_pool, self.true_index, self.colour_distractors)
+        return {"r_precision": round(r, 4), "r_precision_se": _binomial_se(r, len(images)),
+                "r_precision_colour": round(rc, 4), "r_precision_colour_se": _binomial_se(rc, len(images)),
                 "frechet_distance": round(frechet_distance(features, self.reference_features), 4)}
+
+
+def _binomial_se(p: float, n: int) -> float:
+    return round(math.sqrt(p * (1 - p) / n), 4)
 
 
 def noise_images(n: int, seed: int) -> torch.Tensor:

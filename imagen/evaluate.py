@@ -3,7 +3,7 @@
     python -m imagen.evaluate --checkpoint checkpoints/emoji --data emoji --num-captions 200 \\
         --guidance 1 2 4 6 8 --out eval/emoji
     python -m imagen.evaluate --steps 5 10 15 25 50 --sampler dpm++ ddim   # quality per step
-    python -m imagen.evaluate --sr --sr-guidance 1 4                        # also score the 256 px stage
+    python -m imagen.evaluate --sr --sr-guidance 1 4 --sr-noise-level 0 50 100   # also score the 256 px stage
     python -m imagen.evaluate --baselines-only                              # ceiling and floor; no checkpoint
 
 R-precision: the share of generated images whose caption outscores 99 random captions under a small
@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sr-steps", type=int, nargs="+",
                    help="SR step counts to sweep, with --sr (default: the checkpoint's)")
     p.add_argument("--sr-guidance", type=float, nargs="+", help="SR guidance scales to sweep, with --sr")
+    p.add_argument("--sr-noise-level", type=int, nargs="+",
+                   help="SR augmentation noise levels (timesteps) to sweep, with --sr")
     p.add_argument("--baselines-only", action="store_true", help="score only the real images and noise")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default: 0)")
     p.add_argument("--batch-size", type=int, default=16, help="images denoised together (default: 16)")
@@ -83,7 +85,8 @@ def load_models(args: argparse.Namespace) -> tuple[ImagenPipeline | None, TextEn
         raise ValueError(f"{args.checkpoint} has no super-resolution stage; drop --sr")
     for flag, field, values in (("--guidance", "guidance_scale", args.guidance), ("--steps", "steps", args.steps),
                                 ("--sr-steps", "sr_steps", args.sr_steps),
-                                ("--sr-guidance", "sr_guidance_scale", args.sr_guidance)):
+                                ("--sr-guidance", "sr_guidance_scale", args.sr_guidance),
+                                ("--sr-noise-level", "sr_noise_level", args.sr_noise_level)):
         for v in values or []:
             try:
                 pipe.settings(**{field: v})
@@ -117,7 +120,8 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
     out.mkdir(parents=True, exist_ok=True)
     if pipe is not None:
         centre, settings = sweep.base_settings(pipe.defaults, args.guidance, args.steps, args.sampler)
-        sr_centre, sr_settings = sweep.sr_settings(pipe.defaults, args.sr_steps, args.sr_guidance)
+        sr_centre, sr_settings = sweep.sr_settings(pipe.defaults, args.sr_steps, args.sr_guidance,
+                                                   args.sr_noise_level)
         sr_settings = sr_settings if args.sr else []
         batches = -(-len(prompts) // args.batch_size)
         total = batches * (sum(s["steps"] for s in settings) + sum(s["sr_steps"] for s in sr_settings))
@@ -146,10 +150,11 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
                     "bicubic_of_generated_64": round(sharpness(upscaled), 5)}
                 results |= {"sr_centre": sr_centre, "sr": []}
                 for s in sr_settings:
-                    bar.set_postfix(sr_steps=s["sr_steps"], sr_guidance=s["sr_guidance_scale"])
+                    bar.set_postfix(sr_steps=s["sr_steps"], sr_guidance=s["sr_guidance_scale"],
+                                    sr_noise_level=s["sr_noise_level"])
                     images, seconds = sweep.super_resolve(pipe, centre_images, prompts, s, args.seed,
                                                           args.batch_size, bar.update)
-                    results["sr"].append({**s, "sr_noise_level": pipe.defaults.sr_noise_level,
+                    results["sr"].append({**s,
                                           **scorer.score(sweep.bicubic(images, 64)),
                                           "sharpness": round(sharpness(images), 5),
                                           "seconds_per_image": round(seconds, 3)})
@@ -191,7 +196,8 @@ def format_table(results: dict) -> str:
                   f"real {ref['real_256']:.4f}, bicubic of real 64 px {ref['bicubic_of_real_64']:.4f}, "
                   f"bicubic of generated 64 px {ref['bicubic_of_generated_64']:.4f}"]
         for r in results["sr"]:
-            lines.append(line(f"SR w={r['sr_guidance_scale']:g}, {r['sr_steps']} steps", r,
+            name = f"SR w={r['sr_guidance_scale']:g}, {r['sr_steps']} steps, aug {r['sr_noise_level']}"
+            lines.append(line(name, r,
                               f"sharpness {r['sharpness']:.4f}, {r['seconds_per_image']:.2f} s/image"))
     return "\n".join(lines)
 
@@ -201,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.num_captions < 2 or args.batch_size < 1:
             raise ValueError("--num-captions must be at least 2 and --batch-size at least 1")
-        if (args.sr_steps or args.sr_guidance) and not args.sr:
-            raise ValueError("--sr-steps and --sr-guidance sweep the SR stage: add --sr")
+        if (args.sr_steps or args.sr_guidance or args.sr_noise_level) and not args.sr:
+            raise ValueError("--sr-steps, --sr-guidance and --sr-noise-level sweep the SR stage: add --sr")
         pipe, text_encoder = load_models(args)
         ds = load_dataset(args.data, args.cache_dir)
         out = args.out or Path("eval") / "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(args.data).name)

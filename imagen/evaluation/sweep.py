@@ -42,13 +42,18 @@ def base_settings(defaults: Settings, guidance: list[float] | None, steps: list[
     return {"guidance_scale": w, "steps": n, "sampler": sampler}, _distinct(settings)
 
 
-def sr_settings(defaults: Settings, steps: list[int] | None, guidance: list[float] | None) -> tuple[dict, list[dict]]:
-    """The SR centre, and every SR setting: a guidance sweep at the centre's steps, a step sweep at its guidance."""
+def sr_settings(defaults: Settings, steps: list[int] | None, guidance: list[float] | None,
+                noise_levels: list[int] | None = None) -> tuple[dict, list[dict]]:
+    """The SR centre, and every SR setting: a guidance sweep at the centre's steps and noise level,
+    a step sweep at its guidance, and a sweep of the augmentation noise level the low-res input
+    is corrupted to (lower keeps more of the 64 px image's content)."""
     n, steps = centre_and_values(defaults.sr_steps, steps)
     w, guidance = centre_and_values(defaults.sr_guidance_scale, guidance)
-    settings = [{"sr_steps": n, "sr_guidance_scale": g} for g in guidance]
-    settings += [{"sr_steps": s, "sr_guidance_scale": w} for s in steps]
-    return {"sr_steps": n, "sr_guidance_scale": w}, _distinct(settings)
+    a, noise_levels = centre_and_values(defaults.sr_noise_level, noise_levels)
+    settings = [{"sr_steps": n, "sr_guidance_scale": g, "sr_noise_level": a} for g in guidance]
+    settings += [{"sr_steps": k, "sr_guidance_scale": w, "sr_noise_level": a} for k in steps]
+    settings += [{"sr_steps": n, "sr_guidance_scale": w, "sr_noise_level": level} for level in noise_levels]
+    return {"sr_steps": n, "sr_guidance_scale": w, "sr_noise_level": a}, _distinct(settings)
 
 
 def _distinct(settings: list[dict]) -> list[dict]:

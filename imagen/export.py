@@ -39,7 +39,7 @@ def load_run(run: Path, step: int | None = None) -> tuple[TrainConfig, UNet2DCon
 
 
 def export(runs: list[Path], out: Path, half: bool = True, defaults: Settings | None = None,
-           step: int | None = None) -> PipelineConfig:
+           step: int | None = None, max_shard_mb: int | None = None) -> PipelineConfig:
     stages: dict[str, tuple[TrainConfig, UNet2DConditionModel, int]] = {}
     for run in runs:
         cfg, unet, at = load_run(run, step)
@@ -62,7 +62,8 @@ def export(runs: list[Path], out: Path, half: bool = True, defaults: Settings | 
         sr=_diffusion(stages["sr"][0]) if "sr" in stages else None,
         defaults=defaults if "sr" in stages else Settings(**{**vars(defaults), "sr": False}),
     )
-    save_pipeline(out, config, stages["base"][1], stages["sr"][1] if "sr" in stages else None, half=half)
+    save_pipeline(out, config, stages["base"][1], stages["sr"][1] if "sr" in stages else None, half=half,
+                  max_shard_mb=max_shard_mb)
     return config
 
 
@@ -77,10 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step", type=int, help="export this checkpoint step instead of the newest")
     p.add_argument("--float32", action="store_true", help="keep fp32 weights instead of fp16")
     p.add_argument("--defaults", type=Path, help="a JSON file of default sampling settings (see config.Settings)")
+    p.add_argument("--max-shard-mb", type=int, help="split each stage's weights into files of at most this many MB")
     args = p.parse_args(argv)
     try:
         defaults = Settings(**json.loads(args.defaults.read_text())).validate() if args.defaults else None
-        export(args.run, args.out, half=not args.float32, defaults=defaults, step=args.step)
+        export(args.run, args.out, half=not args.float32, defaults=defaults, step=args.step,
+               max_shard_mb=args.max_shard_mb)
     except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -96,8 +96,8 @@ class ImagenPipeline:
         except ValueError as e:
             raise CheckpointError(str(e)) from e
         device = resolve_device(device)
-        base = _load_unet(path / "base")
-        sr = _load_unet(path / "sr") if config.sr is not None else None
+        base = load_unet(path / "base")
+        sr = load_unet(path / "sr") if config.sr is not None else None
         if text_encoder is None:
             text_encoder = TextEncoder(config.text_encoder, config.max_length, device=device)
         elif (text_encoder.name, text_encoder.max_length) != (config.text_encoder, config.max_length):
@@ -247,8 +247,9 @@ class ImagenPipeline:
         return denoise
 
 
-def _load_unet(folder: Path) -> UNet2DConditionModel:
-    if not (folder / "config.json").is_file() or not (folder / WEIGHTS_NAME).is_file():
+def load_unet(folder: Path) -> UNet2DConditionModel:
+    weights = (folder / WEIGHTS_NAME).is_file() or (folder / f"{WEIGHTS_NAME}.index.json").is_file()  # or shards
+    if not (folder / "config.json").is_file() or not weights:
         raise CheckpointError(f"{folder} is incomplete: it needs config.json and {WEIGHTS_NAME}")
     try:
         unet = UNet2DConditionModel.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32,
@@ -263,8 +264,9 @@ def _load_unet(folder: Path) -> UNet2DConditionModel:
 
 
 def save_pipeline(path: str | os.PathLike, config: PipelineConfig, base_unet: UNet2DConditionModel,
-                  sr_unet: UNet2DConditionModel | None, half: bool = False) -> None:
-    """Write a checkpoint folder into a temporary sibling, then swap it into place."""
+                  sr_unet: UNet2DConditionModel | None, half: bool = False, max_shard_mb: int | None = None) -> None:
+    """Write a checkpoint folder into a temporary sibling, then swap it into place. `max_shard_mb`
+    splits each U-Net's weights into files of at most that size (for transfers that cap file size)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -277,7 +279,8 @@ def save_pipeline(path: str | os.PathLike, config: PipelineConfig, base_unet: UN
             unet = copy.deepcopy(unet).to(memory_format=torch.contiguous_format)  # safetensors wants contiguous
             if half:
                 unet = unet.half()
-            unet.save_pretrained(tmp / name, safe_serialization=True)
+            unet.save_pretrained(tmp / name, safe_serialization=True,
+                                 max_shard_size=f"{max_shard_mb}MB" if max_shard_mb else "10GB")
         # Keep anything else in an existing folder (a model card, sample images).
         if path.is_dir():
             for extra in path.iterdir():

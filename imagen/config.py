@@ -22,6 +22,14 @@ MAX_STEPS = 1000
 MAX_GUIDANCE = 30.0
 
 
+class CheckpointError(ValueError):
+    """A checkpoint folder that is missing, incomplete or unreadable."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a count
+
+
 @dataclass(frozen=True)
 class DiffusionConfig:
     """How one stage was trained: its noise schedule and what its network predicts."""
@@ -35,8 +43,8 @@ class DiffusionConfig:
             raise ValueError(f"unknown noise schedule {self.schedule!r}; expected one of {SCHEDULES}")
         if self.prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"unknown prediction type {self.prediction_type!r}; expected one of {PREDICTION_TYPES}")
-        if self.num_timesteps < 2:
-            raise ValueError(f"num_timesteps must be at least 2, got {self.num_timesteps}")
+        if not _is_int(self.num_timesteps) or self.num_timesteps < 2:
+            raise ValueError(f"num_timesteps must be a whole number of at least 2, got {self.num_timesteps!r}")
 
 
 @dataclass(frozen=True)
@@ -56,18 +64,22 @@ class Settings:
         """Raise a ValueError naming the first setting out of range."""
         for name in ("guidance_scale", "sr_guidance_scale"):
             w = getattr(self, name)
-            if not isinstance(w, (int, float)) or not math.isfinite(w) or not 0 <= w <= MAX_GUIDANCE:
+            if (isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w)
+                    or not 0 <= w <= MAX_GUIDANCE):
                 raise ValueError(f"{name} must be a number between 0 and {MAX_GUIDANCE:g}, got {w!r}")
         for name in ("steps", "sr_steps"):
             n = getattr(self, name)
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_STEPS:
+            if not _is_int(n) or not 1 <= n <= MAX_STEPS:
                 raise ValueError(f"{name} must be a whole number between 1 and {MAX_STEPS}, got {n!r}")
-        if self.sampler not in SAMPLERS:
+        if not isinstance(self.sr, bool):
+            raise ValueError(f"sr must be true or false, got {self.sr!r}")
+        if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {SAMPLERS}")
-        if not isinstance(self.sr_noise_level, int) or not 0 <= self.sr_noise_level < sr_timesteps:
+        if not _is_int(self.sr_noise_level) or not 0 <= self.sr_noise_level < sr_timesteps:
             raise ValueError(f"sr_noise_level must be a whole number in [0, {sr_timesteps}), "
                              f"got {self.sr_noise_level!r}")
-        if not isinstance(self.threshold, (int, float)) or not 0 < self.threshold <= 1:
+        if (isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float))
+                or not 0 < self.threshold <= 1):
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
         return self
 
@@ -91,18 +103,59 @@ class PipelineConfig:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict) -> PipelineConfig:
-        return cls(
-            text_encoder=d.get("text_encoder", DEFAULT_TEXT_ENCODER),
-            max_length=int(d.get("max_length", DEFAULT_MAX_LENGTH)),
-            base=DiffusionConfig(**d.get("base", {})),
-            sr=DiffusionConfig(**d["sr"]) if d.get("sr") else None,
-            defaults=Settings(**d.get("defaults", {})),
+    def from_dict(cls, d: object) -> PipelineConfig:
+        """Build and validate a config read from JSON; a ValueError names the first bad entry."""
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object {{\"text_encoder\": ..., \"base\": {{...}}, ...}}, "
+                             f"got {_json_type(d)}")
+        for key in ("base", "sr", "defaults"):
+            if d.get(key) is not None and not isinstance(d[key], dict):
+                raise ValueError(f"{key!r} must be a JSON object, got {_json_type(d[key])}")
+        text_encoder, max_length = d.get("text_encoder", DEFAULT_TEXT_ENCODER), d.get("max_length", DEFAULT_MAX_LENGTH)
+        if not isinstance(text_encoder, str) or not text_encoder.strip():
+            raise ValueError(f"text_encoder must be a model name or folder, got {text_encoder!r}")
+        if not _is_int(max_length) or max_length < 2:
+            raise ValueError(f"max_length must be a whole number of tokens, at least 2, got {max_length!r}")
+        config = cls(
+            text_encoder=text_encoder,
+            max_length=max_length,
+            base=_section("base", DiffusionConfig, d.get("base") or {}),
+            sr=_section("sr", DiffusionConfig, d["sr"]) if d.get("sr") else None,
+            defaults=_section("defaults", Settings, d.get("defaults") or {}),
         )
+        try:
+            config.defaults.validate(config.sr.num_timesteps if config.sr else MAX_STEPS)
+        except ValueError as e:
+            raise ValueError(f"defaults: {e}") from e
+        if config.defaults.sr and config.sr is None:
+            raise ValueError("defaults: sr is true but the checkpoint has no super-resolution stage")
+        return config
 
     @classmethod
     def load(cls, path: Path) -> PipelineConfig:
+        """Read and validate pipeline.json; anything wrong with it is one CheckpointError."""
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{path} could not be read: {e}") from e
         except (json.JSONDecodeError, TypeError, ValueError, KeyError) as e:
-            raise ValueError(f"{path} is not a valid pipeline config: {e}") from e
+            raise CheckpointError(f"{path} is not a valid pipeline config: {e}") from e
+
+
+def _section(name: str, cls: type, d: dict) -> object:
+    """cls(**d), with a ValueError that names the section and any unknown keys."""
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise ValueError(f"{name}: unknown setting(s) {unknown}; expected some of {names}")
+    try:
+        return cls(**d)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from e
+
+
+def _json_type(value: object) -> str:
+    """A value's JSON type, as the person who wrote the file would call it."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from diffusers import UNet2DConditionModel
 
-from .config import CONFIG_NAME, PipelineConfig, Settings
+from .config import CONFIG_NAME, CheckpointError, PipelineConfig, Settings
 from .device import autocast, resolve_device, resolve_dtype
 from .diffusion import alpha_bars, classifier_free_guidance, make_betas, noise_augment, upsample
 from .images import to_pil
 from .samplers import Denoiser, Step, initial_noise, make_scheduler, sample_loop
-from .text_encoder import TextEncoder, TextEncoding
+from .text_encoder import TextEncoder, TextEncoderError, TextEncoding
 from .unets import unet_forward
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
@@ -35,10 +35,6 @@ WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 def _generators(seed: int, batch: int) -> list[torch.Generator]:
     """One CPU generator per image, seeded seed + i, so image i never depends on its batch."""
     return [torch.Generator().manual_seed(int(seed) + i) for i in range(batch)]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder that is missing, incomplete or unreadable."""
 
 
 class PromptTruncatedWarning(UserWarning):
@@ -91,15 +87,15 @@ class ImagenPipeline:
             raise CheckpointError(f"no checkpoint folder at {path}")
         if not (path / CONFIG_NAME).is_file():
             raise CheckpointError(f"{path} is not a pipeline checkpoint: {CONFIG_NAME} is missing")
-        try:
-            config = PipelineConfig.load(path / CONFIG_NAME)
-        except ValueError as e:
-            raise CheckpointError(str(e)) from e
+        config = PipelineConfig.load(path / CONFIG_NAME)  # a CheckpointError if anything in it is wrong
         device = resolve_device(device)
         base = load_unet(path / "base")
         sr = load_unet(path / "sr") if config.sr is not None else None
         if text_encoder is None:
-            text_encoder = TextEncoder(config.text_encoder, config.max_length, device=device)
+            try:
+                text_encoder = TextEncoder(config.text_encoder, config.max_length, device=device)
+            except (TextEncoderError, RuntimeError) as e:
+                raise CheckpointError(f"{path / CONFIG_NAME} names a text encoder that cannot be loaded: {e}") from e
         elif (text_encoder.name, text_encoder.max_length) != (config.text_encoder, config.max_length):
             raise ValueError(f"{path} was trained with text encoder {config.text_encoder!r} "
                              f"(max_length {config.max_length}), not {text_encoder.name!r}")

@@ -1,3 +1,4 @@
+import json
 import warnings
 
 import numpy as np
@@ -153,3 +154,35 @@ def test_absent_device_is_a_clear_error(tiny_checkpoint):
         ImagenPipeline.from_pretrained(tiny_checkpoint, device="cuda")
     with pytest.raises(ValueError, match="unknown device"):
         ImagenPipeline.from_pretrained(tiny_checkpoint, device="tpu7")
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[1, 2, 3]", "expected a JSON object .* got a list"),
+    ("null", "expected a JSON object .* got null"),
+    ('{"defaults": {"steps": "abc"}}', "defaults: steps must be a whole number between 1 and 1000, got 'abc'"),
+    ('{"defaults": {"steps": 5000}}', "defaults: steps must be a whole number between 1 and 1000, got 5000"),
+    ('{"defaults": {"sr": "false"}}', "defaults: sr must be true or false"),
+    ('{"defaults": {"colour": "red"}}', r"defaults: unknown setting\(s\) \['colour'\]"),
+    ('{"base": [1]}', "'base' must be a JSON object, got a list"),
+    ('{"base": {"num_timesteps": "many"}}', "base: num_timesteps must be a whole number"),
+    ('{"sr": null, "defaults": {"sr": true}}', "defaults: sr is true but the checkpoint has no super-resolution stage"),
+    ('{"max_length": true}', "max_length must be a whole number"),
+])
+def test_a_parseable_but_wrong_pipeline_json_is_one_clear_checkpoint_error(tiny_checkpoint, text, match):
+    (tiny_checkpoint / "pipeline.json").write_text(text)
+    with pytest.raises(CheckpointError, match=f"pipeline.json is not a valid pipeline config: {match}"):
+        ImagenPipeline.from_pretrained(tiny_checkpoint, device="cpu")
+
+
+def test_a_checkpoint_naming_a_missing_text_encoder_is_a_checkpoint_error(tiny_checkpoint, tmp_path):
+    config = json.loads((tiny_checkpoint / "pipeline.json").read_text())
+    (tiny_checkpoint / "pipeline.json").write_text(json.dumps({**config, "text_encoder": str(tmp_path / "gone")}))
+    with pytest.raises(CheckpointError, match="names a text encoder that cannot be loaded: .* no folder at"):
+        ImagenPipeline.from_pretrained(tiny_checkpoint, device="cpu")
+
+
+def test_the_pipeline_draws_more_captions_than_the_text_cache_holds(tiny_pipeline):
+    prompts = [f"caption {i}" for i in range(tiny_pipeline.text_encoder._cache_size + 6)]
+    assert len(tiny_pipeline.truncated(prompts)) == len(prompts)
+    steps = list(tiny_pipeline.generate(prompts, steps=1, sr=False, guidance_scale=1.0))
+    assert steps[-1].x_prev.shape == (len(prompts), 3, 64, 64)

@@ -3,19 +3,30 @@
     python -m imagen.generate "red apple, twemoji style" "cat face" --out outputs/demo
     python -m imagen.generate --captions captions.txt --checkpoint checkpoints/emoji --seed 7
 
-Writes OUT/captions.txt (line i is the caption of image i), OUT/64/0000.png ... and
-OUT/256/0000.png ...; each image is saved as soon as its stage finishes, so an interrupted run
-keeps what it made. Image i uses seed + i, so any image can be made again on its own.
+Writes OUT/64/0000.png ..., OUT/256/0000.png ... and OUT/captions.txt (line i is the caption of
+image i). Each image is saved as soon as its stage finishes, and a caption is added to
+captions.txt only once its 64 px image is on disk, so an interrupted run (Ctrl-C) keeps what it
+made, and says how far it got. Image i uses seed + i, so any image can be made again on its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
 
 from .samplers import SAMPLERS
+
+if TYPE_CHECKING:  # torch and diffusers load only once the arguments are known to be good
+    from .config import Settings
+    from .pipeline import ImagenPipeline
 
 DEFAULT_CHECKPOINT = Path("checkpoints/emoji")
 
@@ -43,13 +54,51 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
     if args.captions is not None:
         if not args.captions.is_file():
             raise ValueError(f"captions file {args.captions} not found")
-        prompts += [line.strip() for line in args.captions.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            text = args.captions.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"captions file {args.captions} is not UTF-8 text (byte {e.object[e.start]:#04x} at "
+                             f"offset {e.start}): save it as UTF-8, e.g. iconv -f latin1 -t utf-8 "
+                             f"{args.captions} > captions-utf8.txt") from e
+        except OSError as e:
+            raise ValueError(f"captions file {args.captions} could not be read: {e}") from e
+        prompts += [line.strip() for line in text.splitlines() if line.strip()]
     if not prompts:
         raise ValueError("give at least one caption, e.g. python -m imagen.generate \"red apple\"")
     for i, p in enumerate(prompts):
         if not p.strip():
             raise ValueError(f"caption {i} is empty")
     return prompts
+
+
+def check_writable(out: Path) -> None:
+    """Fail now, not after the model has loaded, when the output folder cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise ValueError(f"--out {out} cannot be written to: {e.strerror or e}") from e
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(tmp)` then rename onto `path`: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_image(image: Image.Image, path: Path) -> None:
+    write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def save_captions(out: Path, prompts: list[str]) -> None:
+    """captions.txt for the images made so far: line i is the caption of image i."""
+    text = "".join(p.replace("\n", " ") + "\n" for p in prompts)
+    write_atomically(out / "captions.txt", lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,28 +111,52 @@ def main(argv: list[str] | None = None) -> int:
             hint = (" No trained weights are installed there: train them with python -m imagen.train "
                     "and python -m imagen.export (see README)") if args.checkpoint == DEFAULT_CHECKPOINT else ""
             raise ValueError(f"checkpoint {args.checkpoint} not found.{hint}")
-        from tqdm import tqdm
-
-        from .pipeline import ImagenPipeline, PromptTruncatedWarning
+        check_writable(args.out)
+        from .pipeline import ImagenPipeline
         pipe = ImagenPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
         settings = pipe.settings(guidance_scale=args.guidance_scale, steps=args.steps, sr_steps=args.sr_steps,
                                  sampler=args.sampler, sr=False if args.no_sr else None)
     except ValueError as e:  # CheckpointError is a ValueError too
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted before any image was made", file=sys.stderr)
+        return 130
+
+    made = 0  # images whose 64 px file is on disk, and so listed in captions.txt
+    try:
+        for count in write_images(pipe, settings, prompts, args):
+            made = count
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {made} of {len(prompts)} image(s) are in {args.out}/ and listed in captions.txt. "
+              f"Image i uses seed + i: make the rest with their captions and --seed {args.seed + made}.",
+              file=sys.stderr)
+        return 130
+    sizes = ["64", "256"] if settings.sr else ["64"]
+    print(f"wrote {len(prompts)} image(s) to {args.out}/" + " and ".join(f"{s}/" for s in sizes)
+          + f", captions in {args.out / 'captions.txt'}")
+    return 0
+
+
+def write_images(pipe: ImagenPipeline, settings: Settings, prompts: list[str],
+                 args: argparse.Namespace) -> Iterator[int]:
+    """Draw every caption in batches, saving each image when its stage ends. Yields, after each
+    batch's 64 px images, how many images captions.txt lists."""
+    from tqdm import tqdm
 
     from .images import to_pil
+    from .pipeline import PromptTruncatedWarning
     sizes = ["64", "256"] if settings.sr else ["64"]
     for size in sizes:
         (args.out / size).mkdir(parents=True, exist_ok=True)
-    (args.out / "captions.txt").write_text("".join(p.replace("\n", " ") + "\n" for p in prompts), encoding="utf-8")
+    save_captions(args.out, [])  # a file from an earlier run would list images this run has not made
     for i, cut in enumerate(pipe.truncated(prompts)):
         if cut:
             print(f"note: caption {i} is longer than {pipe.text_encoder.max_length} tokens; its end is ignored",
                   file=sys.stderr)
     per_batch = settings.steps + (settings.sr_steps if settings.sr else 0)
     bar = tqdm(total=per_batch * -(-len(prompts) // args.batch_size), unit="step", desc="generating")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), bar:
         warnings.simplefilter("ignore", PromptTruncatedWarning)  # reported above, once per caption
         for start in range(0, len(prompts), args.batch_size):
             batch = prompts[start:start + args.batch_size]
@@ -93,14 +166,13 @@ def main(argv: list[str] | None = None) -> int:
                 if step.is_last:
                     size = "64" if step.stage == "base" else "256"
                     for j, image in enumerate(to_pil(step.x_prev)):
-                        image.save(args.out / size / f"{start + j:04d}.png")
-    bar.close()
-    print(f"wrote {len(prompts)} image(s) to {args.out}/" + " and ".join(f"{s}/" for s in sizes)
-          + f", captions in {args.out / 'captions.txt'}")
-    return 0
+                        save_image(image, args.out / size / f"{start + j:04d}.png")
+                    if step.stage == "base":  # the images first, then the captions that name them
+                        save_captions(args.out, prompts[:start + len(batch)])
+                        yield start + len(batch)
 
 
-def _overrides(settings: object) -> dict:
+def _overrides(settings: Settings) -> dict:
     from dataclasses import asdict
     return asdict(settings)
 

@@ -41,6 +41,20 @@ def test_caption_files_beside_images_and_unreadable_images_are_skipped_and_count
     ds = load_dataset(str(data), cache_dir=tmp_path / "cache")
     assert sorted(ds.main_captions) == ["a blue square", "a green square"]
     assert ds.info["skipped"] == 1 and "broken.png" in ds.info["skipped_examples"][0]
+    # an image without a caption is counted and named, not dropped silently
+    assert ds.info["uncaptioned"] == 1
+    assert ds.info["uncaptioned_examples"] == ["uncaptioned.png (uncaptioned.txt is missing)"]
+
+
+def test_images_the_metadata_gives_no_caption_are_counted(tmp_path, capsys):
+    write_images(tmp_path / "data", [("a", "red"), ("b", "green"), ("c", "blue")])
+    rows = [{"file_name": "a.png", "text": "a red square"}, {"file_name": "b.png", "text": " "}]
+    (tmp_path / "data" / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    ds = load_dataset(str(tmp_path / "data"), cache_dir=tmp_path / "cache")
+    assert ds.main_captions == ["a red square"] and ds.info["uncaptioned"] == 2
+    assert ds.info["uncaptioned_examples"] == ["b.png (metadata.jsonl line 2 has no text)",
+                                               "c.png (not in metadata.jsonl)"]
+    assert "skipped 2 image(s) without a caption" in capsys.readouterr().out
 
 
 def test_transparent_images_are_flattened_onto_white(tmp_path):

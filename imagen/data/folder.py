@@ -31,10 +31,14 @@ class FileLoader:
             return square_sizes(im)
 
 
-def folder_items(folder: Path) -> list[Item]:
+def folder_items(folder: Path) -> tuple[list[Item], list[str]]:
+    """The captioned images of `folder`, and the images left out for want of a caption (so they
+    can be counted and named, not silently dropped)."""
     meta = folder / "metadata.jsonl"
     items: list[Item] = []
+    uncaptioned: list[str] = []
     if meta.is_file():
+        listed: set[Path] = set()
         for n, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -44,16 +48,27 @@ def folder_items(folder: Path) -> list[Item]:
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise ValueError(f"{meta}:{n}: expected {{\"file_name\": ..., \"text\": ...}}, "
                                  f"got {line[:80]!r}") from e
+            listed.add((folder / name).resolve())
             if isinstance(text, str) and text.strip():
                 items.append((FileLoader(folder / name), [text.strip()]))
-        return items
-    for path in sorted(folder.rglob("*")):
+            else:
+                uncaptioned.append(f"{name} ({meta.name} line {n} has no text)")
+        uncaptioned += [f"{path.relative_to(folder)} (not in {meta.name})" for path in _images(folder)
+                        if path.resolve() not in listed]
+        return items, uncaptioned
+    for path in _images(folder):
         caption = path.with_suffix(".txt")
-        if path.suffix.lower() in IMAGE_SUFFIXES and caption.is_file():
-            text = caption.read_text(encoding="utf-8", errors="replace").strip()
-            if text:
-                items.append((FileLoader(path), [text]))
-    return items
+        text = caption.read_text(encoding="utf-8", errors="replace").strip() if caption.is_file() else ""
+        if text:
+            items.append((FileLoader(path), [text]))
+        else:
+            why = "empty" if caption.is_file() else "missing"
+            uncaptioned.append(f"{path.relative_to(folder)} ({caption.name} is {why})")
+    return items, uncaptioned
+
+
+def _images(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
 
 
 def _fingerprint(folder: Path) -> str:
@@ -72,11 +87,14 @@ def load_folder(folder: Path, cache_dir: Path) -> PreparedDataset:
     root = cache_dir / f"folder-{folder.resolve().name}-{_fingerprint(folder)}"
     if is_prepared(root):
         return PreparedDataset.open(root)
-    items = folder_items(folder)
+    items, uncaptioned = folder_items(folder)
     if not items:
         raise ValueError(f"{folder} has no captioned images: add metadata.jsonl "
                          "(lines of {\"file_name\": ..., \"text\": ...}) or a .txt caption beside each image")
-    info = {"source": f"folder:{folder.resolve()}"}
+    if uncaptioned:
+        print(f"skipped {len(uncaptioned)} image(s) without a caption, e.g. {uncaptioned[0]}")
+    info = {"source": f"folder:{folder.resolve()}", "uncaptioned": len(uncaptioned),
+            "uncaptioned_examples": uncaptioned[:20]}
     with multiprocessing.get_context("spawn").Pool(max(1, min(4, multiprocessing.cpu_count()))) as pool:
         return build(root, items, len(items), info, f"preparing {folder.name}",
                      map_fn=lambda f, it: pool.imap(f, it, chunksize=16))

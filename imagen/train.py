@@ -25,7 +25,7 @@ import torch
 from accelerate import Accelerator
 from tqdm import tqdm
 
-from .checkpointing import load_latest, save_checkpoint
+from .checkpointing import atomic_write_text, load_latest, save_checkpoint
 from .config import DiffusionConfig, PipelineConfig, Settings
 from .data import default_cache_dir, load_dataset
 from .data.balance import concept_weights
@@ -95,6 +95,21 @@ def load_stage_weights(unet: torch.nn.Module, checkpoint: Path, stage: str) -> N
         raise ValueError(f"--init-from {checkpoint}: its {stage} U-Net has another architecture than "
                          f"this run's --preset ({len(mismatched)} tensors differ, e.g. {mismatched[:1]})")
     unet.load_state_dict(state)
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Drop the records of steps after `step` (and any line cut short by a kill): a run resumed from
+    step n logs steps n+1... again, and each step should appear once."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    atomic_write_text(path, "".join(kept))
 
 
 class Trainer:
@@ -213,6 +228,8 @@ class Trainer:
     def train(self) -> None:
         cfg = self.cfg
         self._install_signal_handlers()
+        if self.acc.is_main_process:
+            trim_log(self.run / "log.jsonl", self.step)
         log = open(self.run / "log.jsonl", "a") if self.acc.is_main_process else None
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.stage}", unit="step",
                    disable=not self.acc.is_main_process, dynamic_ncols=True)

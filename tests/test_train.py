@@ -72,6 +72,20 @@ def test_interrupted_run_resumes_at_the_right_step_with_the_same_losses(tmp_path
         assert resumed[step] == pytest.approx(reference[step], rel=1e-5), step
 
 
+def test_a_resumed_run_logs_each_step_once(tmp_path, shapes_folder):
+    run = tmp_path / "run"
+    assert main(tiny_args(run, shapes_folder, tmp_path / "cache", steps=4, save_every=4)) == 0
+    # A run killed after logging steps 5 and 6 but before saving them leaves these lines, the last
+    # one cut short by the kill.
+    with open(run / "log.jsonl", "a") as log:
+        log.write(json.dumps({"step": 5, "loss": -1.0}) + "\n" + json.dumps({"step": 6, "loss": -1.0}) + "\n")
+        log.write('{"step": 7, "lo')
+    assert main(["--run", str(run), "--resume", "--steps", "8"]) == 0
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 9))
+    assert all(r["loss"] > 0 for r in records)  # steps 5 and 6 as the resumed run took them
+
+
 def test_a_process_killed_while_saving_never_leaves_a_checkpoint_that_fails_to_load(tmp_path, shapes_folder):
     run, rng = tmp_path / "run", random.Random(0)
     args = tiny_args(run, shapes_folder, tmp_path / "cache", steps=100000, save_every=1, log_every=1000)

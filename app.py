@@ -8,13 +8,10 @@ second diffusion model redraw it at 256 px. The layout only; the logic is in ima
 import gradio as gr
 
 from imagen import demo as logic
-from imagen.config import MAX_GUIDANCE
 from imagen.samplers import SAMPLERS
 
-CHECKPOINT = logic.checkpoint_path()
-DEFAULTS, HAS_SR = logic.read_defaults(CHECKPOINT)
-MAX_UI_STEPS = 100  # the pipeline takes up to 1000; on a CPU 100 already takes a while
 QUEUE_SIZE = 32  # requests waiting beyond this are refused rather than piling up in memory
+MAX_UPLOAD = "1mb"  # the page takes no files: cap what an anonymous client can push to /upload
 EXAMPLES = [
     "red apple, twemoji style",
     "grinning face, openmoji style",
@@ -29,7 +26,8 @@ CSS = """
 #image-64 img { image-rendering: pixelated; }
 """
 
-backend = logic.ImagenDemo(CHECKPOINT)
+backend = logic.ImagenDemo(logic.checkpoint_path())
+DEFAULTS, LIMITS = backend.defaults, backend.limits
 
 # Every streamed frame is a file in Gradio's cache: sweep out those older than an hour, hourly.
 with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
@@ -46,22 +44,22 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
         generate_button = gr.Button("Generate", variant="primary", scale=1, elem_id="generate")
     gr.Examples(EXAMPLES, inputs=prompt, label="Examples: click one, then Generate")
     with gr.Row():
-        guidance_scale = gr.Slider(0, MAX_GUIDANCE / 2, value=DEFAULTS.guidance_scale, step=0.5,
+        guidance_scale = gr.Slider(0, LIMITS.max_guidance, value=DEFAULTS.guidance_scale, step=0.5,
                                    label="Guidance (text) scale",
                                    info="How strongly to follow the prompt. 1 = no extra push; 0 ignores it.")
-        steps = gr.Slider(1, MAX_UI_STEPS, value=DEFAULTS.steps, step=1, precision=0,
+        steps = gr.Slider(1, LIMITS.max_steps, value=DEFAULTS.steps, step=1, precision=0,
                           label="Denoising steps (64 px stage)", info="More steps: slower, often cleaner.")
     with gr.Row():
         seed = gr.Slider(0, logic.MAX_SEED, value=0, step=1, precision=0, label="Seed", elem_id="seed",
                          info="The seed used is shown here after each run: untick Randomize to reproduce it.")
         randomize_seed = gr.Checkbox(value=True, label="Randomize seed")
     with gr.Accordion("Advanced", open=False), gr.Row():
-        sr_steps = gr.Slider(1, MAX_UI_STEPS, value=DEFAULTS.sr_steps, step=1, precision=0,
+        sr_steps = gr.Slider(1, LIMITS.max_sr_steps, value=DEFAULTS.sr_steps, step=1, precision=0,
                              label="Denoising steps (256 px super-resolution stage)")
         sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULTS.sampler, label="Sampler",
                               info="dpm++ and ddim are deterministic; ddpm adds fresh noise each step.")
-        sr = gr.Checkbox(value=DEFAULTS.sr and HAS_SR, label="Super-resolution stage (64 → 256 px)",
-                         interactive=HAS_SR)
+        sr = gr.Checkbox(value=DEFAULTS.sr and backend.has_sr, label="Super-resolution stage (64 → 256 px)",
+                         interactive=backend.has_sr)
 
     # A function, so each page load says whether weights are installed now, not at start-up.
     status = gr.Markdown(logic.page_status, label="status", elem_id="status")
@@ -83,16 +81,17 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
         sweep_button = gr.Button("Run the sweep", elem_id="sweep")
         sweep_grid = gr.Image(label="Guidance sweep", format="png", elem_id="sweep-grid", interactive=False)
 
-    # One queue slot for both events: a CPU has no room for two generations at once.
+    # One queue slot for both events: a CPU has no room for two generations at once. Inputs arrive
+    # raw (preprocess=False): the handlers check each by name, with its range, and say which is wrong.
     gr.on([generate_button.click, prompt.submit], backend.generate,
           inputs=[prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr],
           outputs=[x_t, x0_pred, image_64, image_256, timeline, status, seed],
-          api_name="generate", concurrency_id="pipeline", show_progress="minimal")
+          api_name="generate", concurrency_id="pipeline", show_progress="minimal", preprocess=False)
     sweep_button.click(backend.sweep, inputs=[prompt, steps, seed, randomize_seed, sampler],
                        outputs=[sweep_grid, status, seed], api_name="sweep", concurrency_id="pipeline",
-                       show_progress="minimal")
+                       show_progress="minimal", preprocess=False)
 
 demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
 
 if __name__ == "__main__":
-    demo.launch(css=CSS)
+    demo.launch(css=CSS, max_file_size=MAX_UPLOAD)

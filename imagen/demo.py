@@ -16,7 +16,8 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,9 +25,9 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from .config import CONFIG_NAME, PipelineConfig, Settings
+from .config import CONFIG_NAME, MAX_GUIDANCE, CheckpointError, PipelineConfig, Settings
 from .images import grid, to_pil
-from .samplers import Step
+from .samplers import SAMPLERS, Step
 
 if TYPE_CHECKING:  # the pipeline (and diffusers) load on the first request, not with the page
     from .pipeline import ImagenPipeline
@@ -39,6 +40,8 @@ SWEEP_TILE = 128
 TIMELINE_STEPS = 5  # steps kept per stage for the timeline, evenly spaced, last included
 MAX_FPS = 25.0  # more frames than this a browser cannot take in over the network anyway
 MAX_PROMPT_CHARS = 1000  # far beyond the token limit; keeps a pasted novel from tying up the tokenizer
+MAX_UI_STEPS = 100  # the pipeline takes up to 1000; on a CPU 100 already takes a while
+MAX_UI_GUIDANCE = MAX_GUIDANCE / 2  # beyond this colours saturate whatever the thresholding
 
 GenerateOutputs = tuple[Image.Image | None, Image.Image | None, Image.Image | None, Image.Image | None,
                         list[tuple[Image.Image, str]] | None, str, int]
@@ -55,10 +58,24 @@ def no_weights_message(path: Path) -> str:
             "or set IMAGEN_CHECKPOINT to a checkpoint folder.")
 
 
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the checkpoint at `path` cannot serve, judged from its small JSON alone (no weights are
+    loaded); None when it looks usable."""
+    if not path.exists():
+        return no_weights_message(path)
+    if not (path / CONFIG_NAME).is_file():
+        return f"The checkpoint at {path} cannot be used: it has no {CONFIG_NAME}."
+    try:
+        PipelineConfig.load(path / CONFIG_NAME)
+    except CheckpointError as e:
+        return f"The checkpoint at {path} cannot be used: {e}"
+    return None
+
+
 def page_status(path: Path | None = None) -> str:
-    """What the status line says when the page opens: an invitation, or why Generate cannot work yet."""
-    path = checkpoint_path() if path is None else path
-    return "Type a prompt and press Generate." if path.exists() else f"**{no_weights_message(path)}**"
+    """What the status line says when the page opens: an invitation, or why Generate cannot work."""
+    problem = checkpoint_problem(checkpoint_path() if path is None else path)
+    return "Type a prompt and press Generate." if problem is None else f"**{problem}**"
 
 
 def read_defaults(path: Path) -> tuple[Settings, bool]:
@@ -66,9 +83,25 @@ def read_defaults(path: Path) -> tuple[Settings, bool]:
     alone, so the page can show them without loading any weights."""
     try:
         config = PipelineConfig.load(path / CONFIG_NAME)
-    except (OSError, ValueError):  # no weights yet: the page still loads, with the package's defaults
+    except CheckpointError:  # no weights yet, or broken: the page still opens, says why, and uses these
         return Settings(), True
     return config.defaults, config.sr is not None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The accepted range of each numeric argument of the page and its API: the sliders' ends."""
+
+    max_guidance: float = MAX_UI_GUIDANCE
+    max_steps: int = MAX_UI_STEPS
+    max_sr_steps: int = MAX_UI_STEPS
+
+    @classmethod
+    def around(cls, defaults: Settings) -> Limits:
+        """The usual ends, widened where a checkpoint's defaults lie beyond them, so Generate always
+        works at the defaults the page opens with."""
+        return cls(max(MAX_UI_GUIDANCE, defaults.guidance_scale), max(MAX_UI_STEPS, defaults.steps),
+                   max(MAX_UI_STEPS, defaults.sr_steps))
 
 
 class SharedPipeline:
@@ -87,7 +120,7 @@ class SharedPipeline:
         return self._pipe
 
     def _load(self) -> ImagenPipeline:
-        from .pipeline import CheckpointError, ImagenPipeline
+        from .pipeline import ImagenPipeline
         if not self.path.exists():
             # Not cached: weights installed later are picked up without a restart.
             raise user_error(no_weights_message(self.path), title="No trained weights")
@@ -105,30 +138,55 @@ def user_error(message: str, title: str = "Invalid setting") -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
 
+def _shown(value: object) -> str:
+    """A value as an error message quotes it: its repr, cut short (a caller may send anything)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def check_prompt(prompt: object) -> tuple[str, bool]:
     """The prompt to use, and whether it was cut to MAX_PROMPT_CHARS. Empty -> gr.Error."""
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str):
+        raise user_error(f"prompt must be text, got {_shown(prompt)}.")
+    if not prompt.strip():
         raise user_error("The prompt is empty: describe the image you want, e.g. 'red apple, twemoji style'.",
                          title="Empty prompt")
     prompt = " ".join(prompt.split())  # newlines and runs of spaces carry no meaning for the encoder
     return prompt[:MAX_PROMPT_CHARS], len(prompt) > MAX_PROMPT_CHARS
 
 
-def whole_number(name: str, value: object) -> int:
-    """Sliders send floats (25.0); a step count or seed must still be a whole number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value % 1:
-        raise user_error(f"{name} must be a whole number, got {value!r}.")
+def number(name: str, value: object, low: float, high: float) -> float:
+    """A finite number in [low, high]; true/false, text and NaN are refused by name."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise user_error(f"{name} must be a number from {low:g} to {high:g}, got {_shown(value)}.")
+    return float(value)
+
+
+def whole_number(name: str, value: object, low: int, high: int) -> int:
+    """A whole number in [low, high]. Sliders send floats (25.0); 2.5 is refused, not rounded."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value % 1
+            or not low <= value <= high):
+        raise user_error(f"{name} must be a whole number from {low} to {high}, got {_shown(value)}.")
     return int(value)
 
 
-def pick_seed(seed: object, randomize: bool) -> int:
+def flag(name: str, value: object) -> bool:
+    """True or False only: the string "false" is truthy, so it must not pass for False."""
+    if not isinstance(value, bool):
+        raise user_error(f"{name} must be true or false, got {_shown(value)}.")
+    return value
+
+
+def choice(name: str, value: object, options: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise user_error(f"{name} must be one of {', '.join(options)}, got {_shown(value)}.")
+    return value
+
+
+def pick_seed(seed: object, randomize: object) -> int:
     """A fresh seed when asked for one; either way the seed used is returned, to be shown."""
-    if randomize:
-        return secrets.randbelow(MAX_SEED + 1)
-    seed = whole_number("seed", seed)
-    if not 0 <= seed <= MAX_SEED:
-        raise user_error(f"seed must be between 0 and {MAX_SEED}, got {seed}.")
-    return seed
+    seed = whole_number("seed", seed, 0, MAX_SEED)  # checked even when unused: a typo should not pass
+    return secrets.randbelow(MAX_SEED + 1) if flag("randomize_seed", randomize) else seed
 
 
 def checked_settings(pipe: ImagenPipeline, **overrides: object) -> Settings:
@@ -190,6 +248,30 @@ class Timeline:
             self.items += [(display(step.x_t), f"{where} x_t"), (display(step.x0_pred), f"{where} x̂₀")]
 
 
+def unique(image: Image.Image) -> Image.Image:
+    """A copy of `image` that carries a fresh ImageUniqueID, in its EXIF (WebP frames) and as a PNG
+    text chunk. Gradio names each file it serves after a hash of the encoded bytes and writes it in
+    place: without the tag, an image sent twice (the same seed in two requests, the last frame again
+    at the end) is rewritten while a client may still be downloading it."""
+    image = image.copy()
+    tag = secrets.token_hex(16)
+    exif = Image.Exif()
+    exif[0xA420] = tag  # ImageUniqueID
+    image.info.update(exif=exif.tobytes(), ImageUniqueID=tag)
+    return image
+
+
+def fresh(outputs: tuple) -> tuple:
+    """Every image among a handler's outputs (and in a gallery's list) made `unique`."""
+    def one(value: object) -> object:
+        if isinstance(value, Image.Image):
+            return unique(value)
+        if isinstance(value, list):
+            return [(unique(im), caption) for im, caption in value]
+        return value
+    return tuple(one(v) for v in outputs)
+
+
 class FrameLimiter:
     """Lets a frame through at most MAX_FPS times a second, and always a stage's last step. On a
     CPU every step takes longer than that, so every step is shown; a fast GPU would otherwise
@@ -210,21 +292,32 @@ class FrameLimiter:
 
 
 class ImagenDemo:
-    """The handlers app.py wires to its buttons. Parameter names are the API's argument names."""
+    """The handlers app.py wires to its buttons. Parameter names are the API's argument names.
+
+    app.py passes every argument raw (preprocess=False), so each is checked here, by name, against
+    the range the page's own control allows."""
 
     def __init__(self, path: Path, device: str = "auto", dtype: str = "bfloat16"):
         self.pipeline = SharedPipeline(path, device, dtype)
+        self.defaults, self.has_sr = read_defaults(Path(path))
+        self.limits = Limits.around(self.defaults)
 
     def generate(self, prompt: str, guidance_scale: float, steps: float, seed: float, randomize_seed: bool,
                  sr_steps: float, sampler: str, sr: bool) -> Iterator[GenerateOutputs]:
         """Stream every denoising step, then the final 64 px and 256 px images and the timeline.
 
         Yields (x_t, x0_pred, image_64, image_256, timeline, status, seed used)."""
+        lim = self.limits
         prompt, cut = check_prompt(prompt)
+        guidance_scale = number("guidance_scale", guidance_scale, 0, lim.max_guidance)
+        steps = whole_number("steps", steps, 1, lim.max_steps)
         seed = pick_seed(seed, randomize_seed)
+        sr_steps = whole_number("sr_steps", sr_steps, 1, lim.max_sr_steps)
+        sampler = choice("sampler", sampler, SAMPLERS)
+        sr = flag("sr", sr)
         pipe = self.pipeline.get()
-        settings = checked_settings(pipe, guidance_scale=guidance_scale, steps=whole_number("steps", steps),
-                                    sampler=sampler, sr=bool(sr), sr_steps=whole_number("SR steps", sr_steps))
+        settings = checked_settings(pipe, guidance_scale=guidance_scale, steps=steps, sampler=sampler, sr=sr,
+                                    sr_steps=sr_steps)
         notice = truncation_notice(pipe, prompt, cut)
         if notice:
             gr.Warning(notice)
@@ -249,7 +342,7 @@ class ImagenDemo:
             status = notice + describe_step(step, pipe.noise_level(step.stage, step.timestep), elapsed)
             # gr.skip() leaves an output as it is: the 64 px image is sent once, when its stage ends.
             image_64 = finals["base"] if step.stage == "base" and step.is_last else gr.skip()
-            yield display(step.x_t), display(step.x0_pred), image_64, gr.skip(), gr.skip(), status, seed
+            yield fresh((display(step.x_t), display(step.x0_pred), image_64, gr.skip(), gr.skip(), status, seed))
 
         total = time.perf_counter() - start
         times = f"64 px after {stage_times['base']:.1f} s" + (f", 256 px after {stage_times['sr']:.1f} s"
@@ -257,22 +350,24 @@ class ImagenDemo:
         status = (f"{notice}**Done in {total:.1f} s** ({times}; first frame after {first_frame:.2f} s). "
                   f"Seed {seed}: the same prompt, seed and settings give the same image.")
         x_t, x0 = timeline.items[-2][0], timeline.items[-1][0]
-        yield x_t, x0, finals["base"], finals.get("sr"), timeline.items, status, seed
+        yield fresh((x_t, x0, finals["base"], finals.get("sr"), timeline.items, status, seed))
 
     def sweep(self, prompt: str, steps: float, seed: float, randomize_seed: bool,
               sampler: str) -> Iterator[tuple[Image.Image | None, str, int]]:
         """The same prompt and seed at each of SWEEP_SCALES (base stage only, for speed), as a
         labelled grid that fills in as each scale finishes. Yields (grid, status, seed used)."""
         prompt, cut = check_prompt(prompt)
+        steps = whole_number("steps", steps, 1, self.limits.max_steps)
         seed = pick_seed(seed, randomize_seed)
+        sampler = choice("sampler", sampler, SAMPLERS)
         pipe = self.pipeline.get()
-        settings = checked_settings(pipe, steps=whole_number("steps", steps), sampler=sampler, sr=False)
+        settings = checked_settings(pipe, steps=steps, sampler=sampler, sr=False)
         notice = truncation_notice(pipe, prompt, cut)
         blank = Image.new("RGB", (SWEEP_TILE, SWEEP_TILE), "white")
         tiles = [blank] * len(SWEEP_SCALES)
         captions = [f"w = {w:g}" for w in SWEEP_SCALES]
         start = time.perf_counter()
-        yield grid(tiles, len(tiles), captions), f"{notice}Guidance sweep: starting (seed {seed})…", seed
+        yield fresh((grid(tiles, len(tiles), captions), f"{notice}Guidance sweep: starting (seed {seed})…", seed))
         for k, w in enumerate(SWEEP_SCALES):
             for step in pipe.generate(prompt, seed=seed, guidance_scale=w, steps=settings.steps,
                                       sampler=settings.sampler, sr=False):
@@ -280,9 +375,9 @@ class ImagenDemo:
                     tiles[k] = display(step.x_prev, SWEEP_TILE)
             status = (f"{notice}Guidance sweep: scale {w:g} done ({k + 1} of {len(SWEEP_SCALES)}), "
                       f"{time.perf_counter() - start:.1f} s so far.")
-            yield grid(tiles, len(tiles), captions), status, seed
+            yield fresh((grid(tiles, len(tiles), captions), status, seed))
         status = (f"{notice}**Guidance sweep done in {time.perf_counter() - start:.1f} s.** Same prompt and seed "
                   f"({seed}) at each guidance scale w. w = 1 is the text-conditional model alone; a larger w "
                   "pushes each step further from the caption-free prediction towards the prompt, "
                   "until colours saturate.")
-        yield grid(tiles, len(tiles), captions), status, seed
+        yield fresh((grid(tiles, len(tiles), captions), status, seed))

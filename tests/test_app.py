@@ -7,10 +7,14 @@ IMAGEN_SCREENSHOT=assets/demo.png python -m pytest tests/test_app.py -k browser 
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
+import runpy
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ from gradio_client.utils import Status
 from PIL import Image
 
 from imagen import demo
+from imagen.config import Settings
 from imagen.local_server import LocalApp, start_app
 from imagen.samplers import Step
 
@@ -52,6 +57,7 @@ class Server:
     proc: subprocess.Popen
     url: str
     root: Path
+    log: Path
     # What the server answered before its weights were installed.
     page_without_weights: str = ""
     error_without_weights: str = ""
@@ -67,7 +73,7 @@ def server(tmp_path_factory, text_encoder) -> Iterator[Server]:
     try:
         pipe = make_tiny_pipeline(text_encoder)  # built while the server starts
         _wait(app)
-        server = Server(app.proc, app.url, root)
+        server = Server(app.proc, app.url, root, app.log)
         with urllib.request.urlopen(app.url, timeout=10) as r:
             server.page_without_weights = r.read().decode()
         try:
@@ -156,18 +162,118 @@ def test_empty_prompt_is_a_clear_error_and_the_server_keeps_serving(client):
     assert image(generate(client)["image_256"]).size == (256, 256)
 
 
+GENERATE_RANGES = {
+    "guidance_scale": "guidance_scale must be a number from 0 to 15, got ",
+    "steps": "steps must be a whole number from 1 to 100, got ",
+    "sr_steps": "sr_steps must be a whole number from 1 to 100, got ",
+    "seed": f"seed must be a whole number from 0 to {demo.MAX_SEED}, got ",
+}
+
+
 @pytest.mark.parametrize("bad, message", [
-    ({"guidance_scale": 99.0}, "greater than maximum"),
-    ({"guidance_scale": -1.0}, "less than minimum"),
-    ({"steps": 0}, "less than minimum"),
-    ({"steps": 5000}, "greater than maximum"),
-    ({"sr_steps": 101}, "greater than maximum"),
-    ({"seed": -5}, "less than minimum"),
-    ({"sampler": "euler"}, "not in the list of choices"),
+    ({"guidance_scale": 99.0}, GENERATE_RANGES["guidance_scale"] + "99.0."),
+    ({"guidance_scale": -1.0}, GENERATE_RANGES["guidance_scale"] + "-1.0."),
+    ({"guidance_scale": "4"}, GENERATE_RANGES["guidance_scale"] + "'4'."),
+    ({"steps": 0}, GENERATE_RANGES["steps"] + "0."),
+    ({"steps": 5000}, GENERATE_RANGES["steps"] + "5000."),
+    ({"steps": 2.5}, GENERATE_RANGES["steps"] + "2.5."),  # refused, not rounded
+    ({"steps": "abc"}, GENERATE_RANGES["steps"] + "'abc'."),
+    ({"steps": None}, GENERATE_RANGES["steps"] + "None."),
+    ({"sr_steps": 101}, GENERATE_RANGES["sr_steps"] + "101."),
+    ({"seed": -5}, GENERATE_RANGES["seed"] + "-5."),
+    ({"seed": "7", "randomize_seed": True}, GENERATE_RANGES["seed"] + "'7'."),
+    ({"randomize_seed": "no"}, "randomize_seed must be true or false, got 'no'."),
+    ({"sampler": "euler"}, "sampler must be one of dpm++, ddim, ddpm, got 'euler'."),
+    ({"sr": "false"}, "sr must be true or false, got 'false'."),  # a non-empty string is truthy
+    ({"sr": 1}, "sr must be true or false, got 1."),
+    ({"prompt": 5}, "prompt must be text, got 5."),
+    ({"prompt": None}, "prompt must be text, got None."),
 ])
-def test_values_outside_the_sliders_are_refused_clearly(client, bad, message):
-    with pytest.raises(AppError, match=message):
+def test_every_generate_argument_is_checked_by_name_with_its_range(client, bad, message):
+    with pytest.raises(AppError, match=re.escape(message)):
         generate(client, **bad)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cat face", 0, 5, False, "dpm++"), GENERATE_RANGES["steps"] + "0."),
+    (("cat face", 3, 1.5, False, "dpm++"), GENERATE_RANGES["seed"] + "1.5."),
+    (("cat face", 3, 5, "false", "dpm++"), "randomize_seed must be true or false, got 'false'."),
+    (("cat face", 3, 5, False, "heun"), "sampler must be one of dpm++, ddim, ddpm, got 'heun'."),
+    (("", 3, 5, False, "dpm++"), "The prompt is empty"),
+])
+def test_every_sweep_argument_is_checked_by_name(client, args, message):
+    with pytest.raises(AppError, match=re.escape(message)):
+        client.predict(*args, api_name="/sweep")
+
+
+def call_raw(server: Server, body: str, api: str = "generate") -> str:
+    """POST a raw JSON body to the queue's HTTP API, as any client may (JSON's NaN included), and
+    return the event stream the server answers with."""
+    request = urllib.request.Request(f"{server.url}gradio_api/call/{api}", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        event = json.loads(r.read())["event_id"]
+    with urllib.request.urlopen(f"{server.url}gradio_api/call/{api}/{event}", timeout=120) as r:
+        return r.read().decode()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    (2, "NaN", GENERATE_RANGES["steps"] + "nan."),
+    (3, "NaN", GENERATE_RANGES["seed"] + "nan."),
+    (1, "Infinity", GENERATE_RANGES["guidance_scale"] + "inf."),
+    (5, "-Infinity", GENERATE_RANGES["sr_steps"] + "-inf."),
+])
+def test_raw_json_nan_and_infinity_are_refused_by_name(server, field, value, message):
+    data = ['"red apple"', "4.0", "3", "0", "false", "2", '"dpm++"', "true"]
+    data[field] = value
+    answer = call_raw(server, '{"data": [' + ", ".join(data) + "]}")
+    assert "event: error" in answer and json.dumps(message)[1:-1] in answer, answer
+
+
+def test_refusals_are_logged_without_a_traceback(server, client):
+    before = server.log.read_text()
+    for bad in ({"steps": 0}, {"sr": "false"}, {"sampler": "euler"}, {"prompt": ""}, {"seed": 2.5}):
+        with pytest.raises(AppError):
+            generate(client, **bad)
+    call_raw(server, '{"data": ["red apple", 4.0, NaN, 0, false, 2, "dpm++", true]}')
+    assert generate(client)["image_256"] is not None  # and it keeps serving
+    logged = server.log.read_text()[len(before):]
+    assert "Traceback" not in logged and "Error" not in logged, logged[-3000:]
+
+
+def test_uploads_are_capped_although_the_page_takes_none(server):
+    boundary = "imagenboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.bin\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    body = head + b"0" * (5 * 2**20) + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{server.url}gradio_api/upload", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 413 and "maximum allowed size of 1048576 bytes" in refused.value.read().decode()
+
+
+def _served_paths(value: object) -> list[str]:
+    """Every file path inside one streamed update (images, and the gallery's images)."""
+    if isinstance(value, dict):
+        return ([value["path"]] if isinstance(value.get("path"), str) else []) + \
+            [p for v in value.values() if isinstance(v, (dict, list)) for p in _served_paths(v)]
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in _served_paths(v)]
+    return []
+
+
+def test_no_served_file_is_written_twice_so_a_download_never_sees_it_change(server):
+    """Gradio writes each image to a file named after its bytes, in place. Identical frames (the
+    same seed twice; the last frame sent again at the end) once shared a file, rewritten while a
+    client could be downloading it: "Too little data for declared Content-Length"."""
+    client, paths = _client(server), []
+    for _ in range(2):
+        job = client.submit("red apple", 4.0, 3, 7, False, 2, "dpm++", True, api_name="/generate")
+        job.result(timeout=120)
+        paths += _served_paths(job.outputs())
+    assert len(paths) >= 2 * 10 and len(paths) == len(set(paths))
+    assert "Too little data" not in server.log.read_text()
 
 
 def test_the_server_still_serves_after_refusals(client):
@@ -325,3 +431,60 @@ def test_a_broken_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "pipeline.json").write_text("{ not json")
     with pytest.raises(gr.Error, match="could not be loaded"):
         next(demo.ImagenDemo(tmp_path).generate("red apple", 4.0, 3, 0, False, 2, "dpm++", True))
+
+
+BROKEN_CONFIGS = {
+    "a list": ("[1, 2, 3]", "expected a JSON object"),
+    "null": ("null", "expected a JSON object"),
+    "steps as text": ('{"defaults": {"steps": "abc"}}', "defaults: steps must be a whole number"),
+    "steps out of range": ('{"defaults": {"steps": 5000}}', "defaults: steps must be a whole number"),
+}
+
+
+def _app_page(checkpoint: Path, monkeypatch) -> dict:
+    """Build app.py's page as `python app.py` does at start-up, without serving it."""
+    monkeypatch.setenv("IMAGEN_CHECKPOINT", str(checkpoint))
+    return runpy.run_path(str(ROOT / "app.py"))
+
+
+@pytest.mark.parametrize("name", BROKEN_CONFIGS)
+def test_a_wrong_pipeline_json_still_opens_the_page_and_it_says_what_is_wrong(tiny_checkpoint, monkeypatch, name):
+    text, problem = BROKEN_CONFIGS[name]
+    (tiny_checkpoint / "pipeline.json").write_text(text)
+    page = _app_page(tiny_checkpoint, monkeypatch)  # once an uncaught error at start-up
+    status = page["status"].value
+    assert f"The checkpoint at {tiny_checkpoint} cannot be used" in status and problem in status
+    assert "Type a prompt" not in status
+    assert page["steps"].value == Settings().steps  # the page falls back to the package's defaults
+    with pytest.raises(gr.Error, match="could not be loaded: .*" + re.escape(problem)):
+        next(page["backend"].generate("red apple", 4.0, 3, 0, False, 2, "dpm++", True))
+
+
+def test_defaults_beyond_the_usual_slider_ends_widen_them_so_generate_works_at_its_defaults(
+        tiny_checkpoint, monkeypatch):
+    config = json.loads((tiny_checkpoint / "pipeline.json").read_text())
+    config["defaults"].update(steps=150, guidance_scale=20.0, sr=False)
+    (tiny_checkpoint / "pipeline.json").write_text(json.dumps(config))
+    page = _app_page(tiny_checkpoint, monkeypatch)
+    assert (page["steps"].maximum, page["guidance_scale"].maximum) == (150, 20.0)
+    frames = page["backend"].generate("red apple", page["guidance_scale"].value, page["steps"].value, 0, False,
+                                      page["sr_steps"].value, page["sampler"].value, page["sr"].value)
+    assert next(frames)[5].startswith("Encoding the prompt")  # the settings were accepted
+
+
+def test_a_server_on_a_broken_checkpoint_starts_and_its_page_says_why(tmp_path):
+    checkpoint = tmp_path / "broken"
+    checkpoint.mkdir()
+    (checkpoint / "pipeline.json").write_text("[1, 2, 3]")
+    app = start_app(checkpoint, tmp_path, OMP_NUM_THREADS="1")
+    try:
+        _wait(app)
+        with urllib.request.urlopen(f"{app.url}config", timeout=10) as r:
+            config = json.loads(r.read())
+        status = next(c["props"]["value"] for c in config["components"] if c["props"].get("elem_id") == "status")
+        assert "cannot be used" in status and "expected a JSON object" in status
+        with pytest.raises(AppError, match="could not be loaded"):
+            Client(app.url, verbose=False, download_files=False).predict(
+                "red apple", 4.0, 3, 0, False, 2, "dpm++", True, api_name="/generate")
+    finally:
+        app.stop()

@@ -11,7 +11,6 @@ becomes a `gr.Error` with a message a user can act on; the server keeps serving.
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import threading
@@ -41,7 +40,7 @@ TIMELINE_STEPS = 5  # steps kept per stage for the timeline, evenly spaced, last
 MAX_FPS = 25.0  # more frames than this a browser cannot take in over the network anyway
 MAX_PROMPT_CHARS = 1000  # far beyond the token limit; keeps a pasted novel from tying up the tokenizer
 MAX_UI_STEPS = 100  # the pipeline takes up to 1000; on a CPU 100 already takes a while
-MAX_UI_GUIDANCE = MAX_GUIDANCE / 2  # beyond this colours saturate whatever the thresholding
+MAX_UI_GUIDANCE = MAX_GUIDANCE / 2  # the page's slider ends here; the pipeline takes up to MAX_GUIDANCE
 
 GenerateOutputs = tuple[Image.Image | None, Image.Image | None, Image.Image | None, Image.Image | None,
                         list[tuple[Image.Image, str]] | None, str, int]
@@ -127,7 +126,8 @@ class SharedPipeline:
         try:
             return ImagenPipeline.from_pretrained(self.path, device=self.device, dtype=self.dtype)
         except CheckpointError as e:
-            raise gr.Error(f"The weights at {self.path} could not be loaded: {e}", title="Broken checkpoint") from e
+            # The page says so on every load too: one line per request, no traceback, is enough.
+            raise user_error(f"The weights at {self.path} could not be loaded: {e}", title="Broken checkpoint") from e
 
 
 # ---------------------------------------------------------------- input checks
@@ -164,8 +164,8 @@ def number(name: str, value: object, low: float, high: float) -> float:
 
 def whole_number(name: str, value: object, low: int, high: int) -> int:
     """A whole number in [low, high]. Sliders send floats (25.0); 2.5 is refused, not rounded."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value % 1
-            or not low <= value <= high):
+    # The range first: NaN fails it, and a 400-digit integer must not reach float conversion.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or value % 1:
         raise user_error(f"{name} must be a whole number from {low} to {high}, got {_shown(value)}.")
     return int(value)
 

@@ -222,6 +222,7 @@ def call_raw(server: Server, body: str, api: str = "generate") -> str:
     (3, "NaN", GENERATE_RANGES["seed"] + "nan."),
     (1, "Infinity", GENERATE_RANGES["guidance_scale"] + "inf."),
     (5, "-Infinity", GENERATE_RANGES["sr_steps"] + "-inf."),
+    (3, "1" + "0" * 400, GENERATE_RANGES["seed"] + "1" + "0" * 56 + "..."),  # quoted, cut short
 ])
 def test_raw_json_nan_and_infinity_are_refused_by_name(server, field, value, message):
     data = ['"red apple"', "4.0", "3", "0", "false", "2", '"dpm++"', "true"]
@@ -488,3 +489,4 @@ def test_a_server_on_a_broken_checkpoint_starts_and_its_page_says_why(tmp_path):
                 "red apple", 4.0, 3, 0, False, 2, "dpm++", True, api_name="/generate")
     finally:
         app.stop()
+    assert "Traceback" not in app.log.read_text()

@@ -1,12 +1,15 @@
 """The logic behind the Gradio demo; `app.py` holds only the layout.
 
     backend = ImagenDemo(checkpoint_path())       # loads nothing yet
-    for frame in backend.generate("red apple", 4.0, 25, 0, False, 20, "dpm++", True):
-        x_t, x0_pred, image_64, image_256, timeline, status, seed = frame
+    for update in backend.generate_live("red apple", 4.0, 15, 0, False, 10, "ddpm", True):
+        live, finals, timeline, status, seed, replay, frames = update      # what the page shows
+    for frame in backend.generate("red apple", 4.0, 15, 0, False, 10, "ddpm", True):
+        x_t, x0_pred, image_64, image_256, timeline, status, seed = frame  # the /generate API: images
 
-Every handler is a generator over `ImagenPipeline.generate`, the same one the CLI drains: it
-turns each `Step` into images for the page and a sentence saying what is happening. Bad input
-becomes a `gr.Error` with a message a user can act on; the server keeps serving.
+Every handler is a generator over `ImagenPipeline.generate`, the same one the CLI drains. The page's
+handler turns each `Step` into a small inline HTML frame (imagen/live_view.py: no file, no second
+request); the API's handler into images, as gradio_client expects. Bad input becomes a `gr.Error`
+with a message a user can act on (imagen/demo_inputs.py); the server keeps serving.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,23 +27,34 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from .config import CONFIG_NAME, MAX_GUIDANCE, CheckpointError, PipelineConfig, Settings
+from .config import CONFIG_NAME, CheckpointError, PipelineConfig, Settings
+from .demo_inputs import (  # noqa: F401  (MAX_SEED and Limits are part of this module's interface)
+    MAX_SEED,
+    Limits,
+    check_prompt,
+    checked_settings,
+    choice,
+    flag,
+    number,
+    pick_seed,
+    truncation_notice,
+    user_error,
+    whole_number,
+)
 from .images import grid, to_pil
+from .live_view import Frame, finals_html, live_html, timeline_html
 from .samplers import SAMPLERS, Step
 
 if TYPE_CHECKING:  # the pipeline (and diffusers) load on the first request, not with the page
     from .pipeline import ImagenPipeline
 
 DEFAULT_CHECKPOINT = Path("checkpoints/emoji")
-MAX_SEED = 2**31 - 1
 SWEEP_SCALES = (1.0, 2.0, 4.0, 6.0, 8.0)
-DISPLAY_SIZE = 256  # every streamed frame is shown at 256 px, so both stages line up on the page
+DISPLAY_SIZE = 256  # the API's frames are enlarged to 256 px, so both stages line up
 SWEEP_TILE = 128
 TIMELINE_STEPS = 5  # steps kept per stage for the timeline, evenly spaced, last included
-MAX_FPS = 25.0  # more frames than this a browser cannot take in over the network anyway
-MAX_PROMPT_CHARS = 1000  # far beyond the token limit; keeps a pasted novel from tying up the tokenizer
-MAX_UI_STEPS = 100  # the pipeline takes up to 1000; on a CPU 100 already takes a while
-MAX_UI_GUIDANCE = MAX_GUIDANCE / 2  # the page's slider ends here; the pipeline takes up to MAX_GUIDANCE
+MAX_FPS = 25.0  # the API's frame limit; the page paces itself by what the server can send
+SCHEDULE_POINTS = 64  # points of each stage's noise-schedule curve on the page
 
 GenerateOutputs = tuple[Image.Image | None, Image.Image | None, Image.Image | None, Image.Image | None,
                         list[tuple[Image.Image, str]] | None, str, int]
@@ -87,22 +101,6 @@ def read_defaults(path: Path) -> tuple[Settings, bool]:
     return config.defaults, config.sr is not None
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The accepted range of each numeric argument of the page and its API: the sliders' ends."""
-
-    max_guidance: float = MAX_UI_GUIDANCE
-    max_steps: int = MAX_UI_STEPS
-    max_sr_steps: int = MAX_UI_STEPS
-
-    @classmethod
-    def around(cls, defaults: Settings) -> Limits:
-        """The usual ends, widened where a checkpoint's defaults lie beyond them, so Generate always
-        works at the defaults the page opens with."""
-        return cls(max(MAX_UI_GUIDANCE, defaults.guidance_scale), max(MAX_UI_STEPS, defaults.steps),
-                   max(MAX_UI_STEPS, defaults.sr_steps))
-
-
 class SharedPipeline:
     """The pipeline, loaded on first use, once, and shared by every session and thread."""
 
@@ -130,81 +128,6 @@ class SharedPipeline:
             raise user_error(f"The weights at {self.path} could not be loaded: {e}", title="Broken checkpoint") from e
 
 
-# ---------------------------------------------------------------- input checks
-
-
-def user_error(message: str, title: str = "Invalid setting") -> gr.Error:
-    """A message for the page (or the API caller). Not logged with a traceback: the server is fine."""
-    return gr.Error(message, title=title, print_exception=False)
-
-
-def _shown(value: object) -> str:
-    """A value as an error message quotes it: its repr, cut short (a caller may send anything)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def check_prompt(prompt: object) -> tuple[str, bool]:
-    """The prompt to use, and whether it was cut to MAX_PROMPT_CHARS. Empty -> gr.Error."""
-    if not isinstance(prompt, str):
-        raise user_error(f"prompt must be text, got {_shown(prompt)}.")
-    if not prompt.strip():
-        raise user_error("The prompt is empty: describe the image you want, e.g. 'red apple, twemoji style'.",
-                         title="Empty prompt")
-    prompt = " ".join(prompt.split())  # newlines and runs of spaces carry no meaning for the encoder
-    return prompt[:MAX_PROMPT_CHARS], len(prompt) > MAX_PROMPT_CHARS
-
-
-def number(name: str, value: object, low: float, high: float) -> float:
-    """A finite number in [low, high]; true/false, text and NaN are refused by name."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise user_error(f"{name} must be a number from {low:g} to {high:g}, got {_shown(value)}.")
-    return float(value)
-
-
-def whole_number(name: str, value: object, low: int, high: int) -> int:
-    """A whole number in [low, high]. Sliders send floats (25.0); 2.5 is refused, not rounded."""
-    # The range first: NaN fails it, and a 400-digit integer must not reach float conversion.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or value % 1:
-        raise user_error(f"{name} must be a whole number from {low} to {high}, got {_shown(value)}.")
-    return int(value)
-
-
-def flag(name: str, value: object) -> bool:
-    """True or False only: the string "false" is truthy, so it must not pass for False."""
-    if not isinstance(value, bool):
-        raise user_error(f"{name} must be true or false, got {_shown(value)}.")
-    return value
-
-
-def choice(name: str, value: object, options: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in options:
-        raise user_error(f"{name} must be one of {', '.join(options)}, got {_shown(value)}.")
-    return value
-
-
-def pick_seed(seed: object, randomize: object) -> int:
-    """A fresh seed when asked for one; either way the seed used is returned, to be shown."""
-    seed = whole_number("seed", seed, 0, MAX_SEED)  # checked even when unused: a typo should not pass
-    return secrets.randbelow(MAX_SEED + 1) if flag("randomize_seed", randomize) else seed
-
-
-def checked_settings(pipe: ImagenPipeline, **overrides: object) -> Settings:
-    """The pipeline's own checks, turned into a message on the page."""
-    try:
-        return pipe.settings(**overrides)
-    except ValueError as e:
-        raise user_error(str(e).rstrip(".") + ".") from e
-
-
-def truncation_notice(pipe: ImagenPipeline, prompt: str, cut: bool) -> str:
-    if not (cut or pipe.truncated([prompt])[0]):
-        return ""
-    limit = pipe.text_encoder.max_length
-    return (f"Note: your prompt is longer than the text encoder's limit of {limit} tokens, so it was truncated: "
-            "the model only read its beginning. ")
-
-
 # ---------------------------------------------------------------- frames and words
 
 
@@ -226,6 +149,21 @@ def describe_step(step: Step, noise_level: float, elapsed: float) -> str:
     """One plain sentence on what the step did, e.g. 'Base stage (64 px): step 7 of 25 — timestep 640 ...'."""
     return (f"**{STAGE_NAMES[step.stage]}: step {step.index + 1} of {step.total}** — timestep {step.timestep}, "
             f"noise level {noise_level:.2f} (σ). {STAGE_WORDS[step.stage]} {elapsed:.1f} s so far.")
+
+
+def schedule_curve(pipe: ImagenPipeline, stage: str, points: int = SCHEDULE_POINTS) -> list[tuple[int, float]]:
+    """(t, sigma_t) along a stage's noise schedule, from t = T - 1 down to 0: the page's plot."""
+    last = pipe.num_timesteps(stage) - 1
+    ts = sorted({round(last * k / (points - 1)) for k in range(points)}, reverse=True)
+    return [(t, pipe.noise_level(stage, t)) for t in ts]
+
+
+def done_sentence(total: float, stage_times: dict[str, float], first_frame: float | None, seed: int) -> str:
+    times = f"64 px after {stage_times['base']:.1f} s" + (f", 256 px after {stage_times['sr']:.1f} s"
+                                                          if "sr" in stage_times else "")
+    first = f"; first frame after {first_frame:.2f} s" if first_frame is not None else ""
+    return (f"**Done in {total:.1f} s** ({times}{first}). "
+            f"Seed {seed}: the same prompt, seed and settings give the same image.")
 
 
 class Timeline:
@@ -291,6 +229,40 @@ class FrameLimiter:
 # ---------------------------------------------------------------- handlers
 
 
+@dataclass(frozen=True)
+class Request:
+    """A generation request whose every argument has been checked."""
+
+    pipe: ImagenPipeline
+    prompt: str
+    seed: int
+    settings: Settings
+    notice: str  # a truncation notice, or ""
+
+    def steps(self) -> Iterator[Step]:
+        s = self.settings
+        return self.pipe.generate(self.prompt, seed=self.seed, guidance_scale=s.guidance_scale, steps=s.steps,
+                                  sampler=s.sampler, sr=s.sr, sr_steps=s.sr_steps)
+
+
+class FramePacer:
+    """The page's frames, paced by how fast they leave the server: while the caller is sending a
+    frame the model waits, so a frame is skipped when the last one took longer to send than the
+    model has computed since (frames never take more than half the time). A stage's last step is
+    always sent. On a CPU at the defaults a step takes far longer than a send: every step is shown."""
+
+    def __init__(self) -> None:
+        self.resumed, self.send_cost = float("-inf"), 0.0
+
+    def ready(self, step: Step) -> bool:
+        return step.is_last or time.perf_counter() - self.resumed >= self.send_cost
+
+    def sent(self, yielded_at: float) -> None:
+        """Call when the generator resumes after yielding at `yielded_at`."""
+        self.resumed = time.perf_counter()
+        self.send_cost = self.resumed - yielded_at
+
+
 class ImagenDemo:
     """The handlers app.py wires to its buttons. Parameter names are the API's argument names.
 
@@ -302,11 +274,9 @@ class ImagenDemo:
         self.defaults, self.has_sr = read_defaults(Path(path))
         self.limits = Limits.around(self.defaults)
 
-    def generate(self, prompt: str, guidance_scale: float, steps: float, seed: float, randomize_seed: bool,
-                 sr_steps: float, sampler: str, sr: bool) -> Iterator[GenerateOutputs]:
-        """Stream every denoising step, then the final 64 px and 256 px images and the timeline.
-
-        Yields (x_t, x0_pred, image_64, image_256, timeline, status, seed used)."""
+    def request(self, prompt: object, guidance_scale: object, steps: object, seed: object, randomize_seed: object,
+                sr_steps: object, sampler: object, sr: object) -> Request:
+        """Check every argument by name, load the pipeline (once) and check the settings against it."""
         lim = self.limits
         prompt, cut = check_prompt(prompt)
         guidance_scale = number("guidance_scale", guidance_scale, 0, lim.max_guidance)
@@ -321,16 +291,74 @@ class ImagenDemo:
         notice = truncation_notice(pipe, prompt, cut)
         if notice:
             gr.Warning(notice)
-        # Clear the previous run's images at once, so nothing stale sits beside the new frames.
-        yield None, None, None, None, None, f"{notice}Encoding the prompt… (seed {seed})", seed
+        return Request(pipe, prompt, seed, settings, notice)
+
+    def generate_live(self, prompt: str, guidance_scale: float, steps: float, seed: float, randomize_seed: bool,
+                      sr_steps: float, sampler: str, sr: bool) -> Iterator[tuple]:
+        """The page's handler: every step as an inline frame (x_t, x0 and the schedule plot), then the
+        final images, the timeline and the replay slider, all inline HTML: no file is written.
+
+        Yields (live, finals, timeline, status, seed used, replay slider, replay state)."""
+        req = self.request(prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr)
+        stages = ["base", "sr"] if req.settings.sr else ["base"]
+        curves = {stage: schedule_curve(req.pipe, stage) for stage in stages}
+        status = f"{req.notice}Encoding the prompt… (seed {req.seed})"
+        # Clear the previous run at once, so nothing stale sits beside the new frames.
+        yield (live_html(None, [], curves, "Encoding the prompt…"), "", "", status, req.seed,
+               gr.update(visible=False), None)
+
+        start = time.perf_counter()
+        first_frame, frames = None, []
+        finals: dict[str, Image.Image] = {}
+        stage_times: dict[str, float] = {}
+        pacer = FramePacer()
+        for step in req.steps():
+            sigma = req.pipe.noise_level(step.stage, step.timestep)
+            frames.append(Frame.of(step, sigma))  # every step, sent or not: the replay shows them all
+            if step.is_last:
+                finals[step.stage] = to_pil(step.x_prev[:1])[0]
+                stage_times[step.stage] = time.perf_counter() - start
+            if not pacer.ready(step):
+                continue
+            elapsed = time.perf_counter() - start
+            first_frame = elapsed if first_frame is None else first_frame
+            status = req.notice + describe_step(step, sigma, elapsed)
+            yielded_at = time.perf_counter()
+            yield live_html(frames[-1], frames, curves), gr.skip(), gr.skip(), status, req.seed, gr.skip(), gr.skip()
+            pacer.sent(yielded_at)
+
+        total = time.perf_counter() - start
+        status = req.notice + done_sentence(total, stage_times, first_frame, req.seed)
+        replay = gr.update(visible=True, minimum=1, maximum=len(frames), value=len(frames), step=1,
+                           interactive=True)
+        yield (live_html(frames[-1], frames, curves), finals_html(finals["base"], finals.get("sr"), req.seed),
+               timeline_html(frames, TIMELINE_STEPS), status, req.seed, replay,
+               {"frames": frames, "curves": curves})
+
+    def replay(self, position: float, state: dict | None) -> str:
+        """Show step `position` (1 .. all steps of both stages) of the last run again, from the
+        frames kept in the session: nothing is recomputed."""
+        if not state or not state.get("frames"):
+            raise user_error("Nothing to replay yet: press Generate first.", title="No run yet")
+        frames = state["frames"]
+        k = whole_number("replay step", position, 1, len(frames))
+        return live_html(frames[k - 1], frames, state["curves"], "Replay: drag the slider to step through the run.")
+
+    def generate(self, prompt: str, guidance_scale: float, steps: float, seed: float, randomize_seed: bool,
+                 sr_steps: float, sampler: str, sr: bool) -> Iterator[GenerateOutputs]:
+        """The /generate API: stream every denoising step as images, then the final 64 px and 256 px
+        images and the timeline.
+
+        Yields (x_t, x0_pred, image_64, image_256, timeline, status, seed used)."""
+        req = self.request(prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr)
+        yield None, None, None, None, None, f"{req.notice}Encoding the prompt… (seed {req.seed})", req.seed
 
         start = time.perf_counter()
         first_frame = None
         finals: dict[str, Image.Image] = {}
         stage_times: dict[str, float] = {}
         timeline, limiter = Timeline(), FrameLimiter()
-        for step in pipe.generate(prompt, seed=seed, guidance_scale=settings.guidance_scale, steps=settings.steps,
-                                  sampler=settings.sampler, sr=settings.sr, sr_steps=settings.sr_steps):
+        for step in req.steps():
             timeline.add(step)
             if step.is_last:
                 finals[step.stage] = to_pil(step.x_prev[:1])[0]
@@ -339,18 +367,14 @@ class ImagenDemo:
                 continue
             elapsed = time.perf_counter() - start
             first_frame = elapsed if first_frame is None else first_frame
-            status = notice + describe_step(step, pipe.noise_level(step.stage, step.timestep), elapsed)
+            status = req.notice + describe_step(step, req.pipe.noise_level(step.stage, step.timestep), elapsed)
             # gr.skip() leaves an output as it is: the 64 px image is sent once, when its stage ends.
             image_64 = finals["base"] if step.stage == "base" and step.is_last else gr.skip()
-            yield fresh((display(step.x_t), display(step.x0_pred), image_64, gr.skip(), gr.skip(), status, seed))
+            yield fresh((display(step.x_t), display(step.x0_pred), image_64, gr.skip(), gr.skip(), status, req.seed))
 
-        total = time.perf_counter() - start
-        times = f"64 px after {stage_times['base']:.1f} s" + (f", 256 px after {stage_times['sr']:.1f} s"
-                                                              if "sr" in stage_times else "")
-        status = (f"{notice}**Done in {total:.1f} s** ({times}; first frame after {first_frame:.2f} s). "
-                  f"Seed {seed}: the same prompt, seed and settings give the same image.")
+        status = req.notice + done_sentence(time.perf_counter() - start, stage_times, first_frame, req.seed)
         x_t, x0 = timeline.items[-2][0], timeline.items[-1][0]
-        yield fresh((x_t, x0, finals["base"], finals.get("sr"), timeline.items, status, seed))
+        yield fresh((x_t, x0, finals["base"], finals.get("sr"), timeline.items, status, req.seed))
 
     def sweep(self, prompt: str, steps: float, seed: float, randomize_seed: bool,
               sampler: str) -> Iterator[tuple[Image.Image | None, str, int]]:

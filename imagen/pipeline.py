@@ -136,6 +136,12 @@ class ImagenPipeline:
         """Which prompts exceed the text encoder's token limit (their tail is ignored)."""
         return self.text_encoder.encode(prompts).truncated
 
+    def num_timesteps(self, stage: str) -> int:
+        """T, the number of diffusion steps `stage` was trained with."""
+        if stage not in self._alpha_bar:
+            raise ValueError(f"this pipeline has no {stage!r} stage; expected one of {sorted(self._alpha_bar)}")
+        return len(self._alpha_bar[stage])
+
     def noise_level(self, stage: str, timestep: int) -> float:
         """sqrt(1 - alpha_bar_t): the standard deviation of the noise in x_t at `timestep` of `stage`
         (1 is pure noise, 0 a clean image). The demo shows it at every step."""

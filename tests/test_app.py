@@ -325,35 +325,57 @@ def test_ten_clients_at_once_all_get_their_images_queued(server):
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                                                    "(apt-get install chromium)")
-def test_browser_streams_frames_then_shows_the_256_px_image(server, tmp_path):
+def test_browser_shows_every_step_inline_then_the_256_px_image_and_replays_any_step(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     screenshot = Path(os.environ.get("IMAGEN_SCREENSHOT") or tmp_path / "demo.png")
+    cache = server.root / "gradio"
+    files_before = sorted(p for p in cache.rglob("*") if p.is_file()) if cache.exists() else []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page = browser.new_page(viewport={"width": 1280, "height": 720})  # a classroom projector
             page.goto(server.url)
             page.wait_for_selector("#prompt textarea")
-            # Record every image the x_t view shows, however briefly.
+            # The controls and the live view share the first screen: nothing to scroll to.
+            for selector in ("#prompt textarea", "#generate", "#guidance", "#steps", "#seed", "#live"):
+                box = page.locator(selector).first.bounding_box()
+                assert box is not None and box["y"] + min(box["height"], 200) <= 720, (selector, box)
+            # Record every step the live view shows, however briefly, and where the plot's marker is.
             page.evaluate("""() => {
-                window.frames_seen = [];
+                window.steps_seen = []; window.markers = [];
                 const grab = () => {
-                    const img = document.querySelector('#x-t img');
-                    if (img && img.src && window.frames_seen.at(-1) !== img.src) window.frames_seen.push(img.src);
+                    const img = document.querySelector('#live-x-t');
+                    const step = img && img.dataset.step;
+                    if (step && window.steps_seen.at(-1) !== step) {
+                        window.steps_seen.push(step);
+                        const now = document.querySelector('#live svg.schedule circle.now');
+                        window.markers.push(now ? now.getAttribute('cx') : null);
+                    }
                 };
                 new MutationObserver(grab).observe(document.body, {subtree: true, childList: true, attributes: true});
             }""")
             page.fill("#prompt textarea", "red apple, twemoji style")
             page.click("#generate")
             page.wait_for_function("""() => {
-                const img = document.querySelector('#image-256 img');
+                const img = document.querySelector('#final-256 img');
                 return img && img.complete && img.naturalWidth === 256;
             }""", timeout=60_000)
-            frames = page.evaluate("window.frames_seen")
-            assert len(frames) >= 3, f"the x_t view should change at least twice while streaming, saw {frames}"
+            seen = page.evaluate("window.steps_seen")
+            markers = page.evaluate("window.markers")
+            assert [s for s in seen if s.startswith("base")] == [f"base {i}/3" for i in range(1, 4)], seen
+            assert [s for s in seen if s.startswith("sr")] == ["sr 1/2", "sr 2/2"], seen
+            assert None not in markers and len(set(markers[:3])) == 3, "the schedule marker moves with the step"
             status = page.inner_text("#status")
             assert "Done" in status and "Seed" in status
+            assert page.locator("#final-64 img").evaluate("img => img.naturalWidth") == 64
+
+            # Replay: step 2 of the base stage again, from the frames the session kept.
+            page.fill("#replay input[type=number]", "2")
+            page.press("#replay input[type=number]", "Enter")
+            page.wait_for_function("() => document.querySelector('#live-x-t').dataset.step === 'base 2/3'",
+                                   timeout=10_000)
+            assert "Replay" in page.inner_text("#live")
             page.wait_for_function("() => [...document.images].every(img => img.complete)")
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
@@ -370,6 +392,9 @@ def test_browser_streams_frames_then_shows_the_256_px_image(server, tmp_path):
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
+    # The page's frames, finals and timeline travel inline: the runs wrote no file.
+    files_after = sorted(p for p in cache.rglob("*") if p.is_file()) if cache.exists() else []
+    assert files_after == files_before
 
 
 # ---------------------------------------------------------------- the pieces behind the page

@@ -1,0 +1,161 @@
+"""How fast is the web demo in a real browser? Chromium (Playwright) against a real `python app.py`,
+beside the same cascade in-process, measured in one run so the two can be compared as a ratio.
+
+    python benchmarks/browser_latency.py                  # shipped weights, default settings, 3 runs
+    python benchmarks/browser_latency.py --runs 5 --soak 100
+
+Prints JSON lines:
+- `in_process`: the cascade at the checkpoint's defaults in this process (median of --runs after a
+  warm-up), prompt encoding included: what the model alone costs.
+- `browser`: click Generate -> first base frame painted (`first_frame_s`), -> final 256 px image
+  painted (`final_s`); the distinct base and SR steps the page showed; `ratio` = final_s over the
+  in-process time. Medians over --runs after one warm-up request that loads the pipeline.
+- `soak` (with --soak N): N more runs in the same page, with the server's resident memory and the
+  files in Gradio's cache folder before and after.
+
+Needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from imagen.demo import read_defaults  # noqa: E402
+from imagen.local_server import start_app  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PROMPTS = ["red apple, twemoji style", "cat face, openmoji style", "sun, twemoji style", "red heart",
+           "rocket, twemoji style", "pizza, openmoji style", "grinning face", "flag of Japan"]
+
+# Installed in the page: timestamps (performance.now, at the next animation frame, i.e. when the
+# browser paints) of each step the live view shows, and of the final 256 px image.
+RECORDER = """() => {
+    window.bench = {steps: [], final: null, t0: null};
+    const painted = (fn) => requestAnimationFrame(() => fn(performance.now()));
+    new MutationObserver(() => {
+        const img = document.querySelector('#live-x-t');
+        const step = img && img.dataset.step;
+        const seen = window.bench.steps;
+        if (window.bench.t0 !== null && step && (!seen.length || seen.at(-1).step !== step)) {
+            seen.push({step, t: null});
+            const rec = seen.at(-1);
+            img.decode().catch(() => {}).then(() => painted(t => { rec.t = t; }));
+        }
+        const fin = document.querySelector('#final-256 img');
+        if (window.bench.t0 !== null && fin && window.bench.final === null) {
+            window.bench.final = -1;
+            fin.decode().catch(() => {}).then(() => painted(t => { window.bench.final = t; }));
+        }
+    }).observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
+CLICK = """prompt => {
+    window.bench.steps = []; window.bench.final = null;
+    window.bench.t0 = performance.now();
+    document.querySelector('#generate').click();
+}"""
+
+
+def in_process(checkpoint: Path, runs: int) -> float:
+    """Median seconds of the whole cascade at the checkpoint's defaults, a new prompt each run."""
+    from imagen.pipeline import ImagenPipeline
+    pipe = ImagenPipeline.from_pretrained(checkpoint)
+    list(pipe.generate("warm-up", seed=0))
+    times = []
+    for r in range(runs):
+        start = time.perf_counter()
+        list(pipe.generate(PROMPTS[r % len(PROMPTS)] + f" {r}", seed=r))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def browser_run(page, prompt: str) -> dict:
+    """One click of Generate with the page's default settings; seconds from the click."""
+    page.fill("#prompt textarea", prompt)
+    page.evaluate(CLICK, prompt)
+    page.wait_for_function("() => window.bench.final > 0 && window.bench.steps.every(s => s.t !== null)",
+                           timeout=120_000)
+    bench = page.evaluate("window.bench")
+    t0, steps = bench["t0"], bench["steps"]
+    base = [s for s in steps if s["step"].startswith("base")]
+    return {"first_frame_s": (base[0]["t"] - t0) / 1000 if base else None,
+            "final_s": (bench["final"] - t0) / 1000,
+            "base_steps_shown": len({s["step"] for s in base}),
+            "sr_steps_shown": len({s["step"] for s in steps if s["step"].startswith("sr")})}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def cache_files(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "emoji")
+    p.add_argument("--runs", type=int, default=3, help="timed runs of each kind after a warm-up (default: 3)")
+    p.add_argument("--soak", type=int, default=0, help="then this many more browser runs, for memory and disk")
+    args = p.parse_args(argv)
+    if not (args.checkpoint / "pipeline.json").is_file():
+        sys.exit(f"no checkpoint in {args.checkpoint}")
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    defaults, _ = read_defaults(args.checkpoint)
+    model_s = in_process(args.checkpoint.resolve(), args.runs)
+    print(json.dumps({"in_process": {"cascade_s": round(model_s, 3), "steps": defaults.steps,
+                                     "sr_steps": defaults.sr_steps if defaults.sr else 0}}), flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = start_app(args.checkpoint.resolve(), Path(tmp))
+        try:
+            try:
+                app.wait(timeout=180)
+            except RuntimeError as e:
+                sys.exit(str(e))
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page(viewport={"width": 1280, "height": 720})
+                    page.goto(app.url)
+                    page.wait_for_selector("#prompt textarea")
+                    page.evaluate(RECORDER)
+                    page.get_by_label("Randomize seed").uncheck()  # a fixed seed: the same work each run
+                    warm = browser_run(page, "warm-up")  # loads the pipeline: the first visitor's wait
+                    records = [browser_run(page, PROMPTS[r % len(PROMPTS)] + f" {r}") for r in range(args.runs)]
+                    median = {k: round(statistics.median(r[k] for r in records), 3) for k in records[0]}
+                    print(json.dumps({"browser": {**median, "ratio": round(median["final_s"] / model_s, 2),
+                                                  "first_request_s": round(warm["final_s"], 2),
+                                                  "runs": len(records)}}), flush=True)
+                    if args.soak:
+                        cache = Path(tmp) / "gradio"
+                        before = {"rss_mb": rss_mb(app.proc.pid), "cache_files": cache_files(cache)}
+                        soak = [browser_run(page, PROMPTS[r % len(PROMPTS)]) for r in range(args.soak)]
+                        print(json.dumps({"soak": {
+                            "runs": args.soak, "before": before,
+                            "after": {"rss_mb": rss_mb(app.proc.pid), "cache_files": cache_files(cache)},
+                            "final_s_median": round(statistics.median(r["final_s"] for r in soak), 3)}}), flush=True)
+                finally:
+                    browser.close()
+        finally:
+            app.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -64,8 +64,15 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
                                       info="dpm++ and ddim are deterministic; ddpm adds fresh noise each step.")
                 sr = gr.Checkbox(value=DEFAULTS.sr and backend.has_sr, label="Super-resolution stage (64 → 256 px)",
                                  interactive=backend.has_sr)
+            with gr.Accordion("Inside the model", open=False, elem_id="instruments"):
+                attention = gr.Checkbox(value=False, label="Cross-attention map of each word", elem_id="attention",
+                                        info=logic.ATTENTION_COST)
+                guidance_parts = gr.Checkbox(value=False, label="Guidance arithmetic: without / with the caption",
+                                             elem_id="guidance-parts", info=logic.GUIDANCE_COST)
         with gr.Column(scale=3, min_width=540):
             live = gr.HTML(live_html(None, [], {}), elem_id="live", padding=False)
+            # Picking a word only changes which of the frame's maps the page's CSS shows: no round trip.
+            word = gr.Radio([], label="Attention on which word?", visible=False, elem_id="words")
             # A function, so each page load says whether weights are installed now, not at start-up.
             status = gr.Markdown(logic.page_status, label="status", elem_id="status")
 
@@ -76,6 +83,12 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
     gr.Markdown("**Timeline**: x_t over x̂₀ at a few steps of each stage.")
     timeline = gr.HTML("", elem_id="timeline", padding=False)
     gr.Examples(EXAMPLES, inputs=prompt, label="Examples: click one, then Generate")
+
+    with gr.Accordion("Samplers side by side: why does the sampler matter?", open=False):
+        gr.Markdown("The same prompt, seed and number of steps with DDPM, DDIM and DPM-Solver++, one column each, "
+                    "stepping together (64 px stage only).")
+        samplers_button = gr.Button("Run the three samplers", elem_id="samplers")
+        samplers_view = gr.HTML("", elem_id="samplers-view", padding=False)
 
     with gr.Accordion("Guidance sweep: what does the text scale do?", open=False):
         gr.Markdown("The same prompt and seed at guidance scales "
@@ -92,15 +105,19 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
     settings = [prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr]
     # One queue slot for every generation: a CPU has no room for two at once. Inputs arrive raw
     # (preprocess=False): the handlers check each by name, with its range, and say which is wrong.
-    gr.on([generate_button.click, prompt.submit], backend.generate_live, inputs=settings,
-          outputs=[live, finals, timeline, status, seed, replay, frames], api_name="generate_live",
+    gr.on([generate_button.click, prompt.submit], backend.generate_live, inputs=settings + [attention, guidance_parts],
+          outputs=[live, finals, timeline, status, seed, replay, frames, word], api_name="generate_live",
           api_visibility="undocumented", concurrency_id="pipeline", show_progress="hidden", preprocess=False)
+    word.change(None, inputs=word, js="(k) => { document.querySelector('#live').dataset.word = k ?? 'all'; }")
     api_trigger.click(backend.generate, inputs=settings,
                       outputs=[api_x_t, api_x0, api_64, api_256, api_timeline, status, seed],
                       api_name="generate", concurrency_id="pipeline", show_progress="hidden", preprocess=False)
     # Replaying reads the session's frames: no model, so it needs no queue slot.
     replay.input(backend.replay, inputs=[replay, frames], outputs=live, api_visibility="private",
                  concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+    samplers_button.click(backend.compare_samplers, inputs=[prompt, guidance_scale, steps, seed, randomize_seed],
+                          outputs=[samplers_view, status, seed], api_name="samplers", concurrency_id="pipeline",
+                          show_progress="hidden", preprocess=False)
     sweep_button.click(backend.sweep, inputs=[prompt, steps, seed, randomize_seed, sampler],
                        outputs=[sweep_grid, status, seed], api_name="sweep", concurrency_id="pipeline",
                        show_progress="minimal", preprocess=False)

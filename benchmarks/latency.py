@@ -3,6 +3,7 @@
     python benchmarks/latency.py                                  # shipped weights, default settings
     python benchmarks/latency.py --checkpoint checkpoints/emoji --device cpu --runs 5
     python benchmarks/latency.py --levers                         # the speed levers, one line each
+    python benchmarks/latency.py --instruments                    # what each page instrument costs
 
 Fields: first_frame_s (request to the first streamed step, prompt encoding included), base_s,
 sr_s, total_s (each the median of --runs after a warm-up), base_step_ms, sr_step_ms,
@@ -79,8 +80,11 @@ def time_unet(pipe: ImagenPipeline, stage: str, batch: int, repeats: int = 10) -
     return 1000 * statistics.median(times)
 
 
+INSTRUMENTS = ("attention", "guidance_parts")
+
+
 def measure(pipe: ImagenPipeline, runs: int, label: str, **overrides: object) -> dict:
-    s = pipe.settings(**overrides)
+    s = pipe.settings(**{k: v for k, v in overrides.items() if k not in INSTRUMENTS})
     result = {"config": label, "threads": torch.get_num_threads(), "dtype": str(pipe.dtype).removeprefix("torch."),
               "sampler": s.sampler, "steps": s.steps, "sr_steps": s.sr_steps if s.sr else 0,
               "guidance_scale": s.guidance_scale, "sr_guidance_scale": s.sr_guidance_scale}
@@ -110,6 +114,18 @@ def lever_configs(pipe: ImagenPipeline) -> list[tuple[str, dict, dict]]:
     ]
 
 
+def instrument_configs() -> list[tuple[str, dict, dict]]:
+    """The page's instruments, each on its own, against the defaults with everything off."""
+    return [
+        ("defaults", {}, {}),
+        ("attention maps", {}, {"attention": True}),
+        ("guidance arithmetic", {}, {"guidance_parts": True}),
+        ("guidance arithmetic at w=1", {}, {"guidance_parts": True, "guidance_scale": 1.0}),
+        ("w=1, instruments off", {}, {"guidance_scale": 1.0}),
+        ("both", {}, {"attention": True, "guidance_parts": True}),
+    ]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/emoji"))
@@ -117,12 +133,15 @@ def main() -> int:
     p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
     p.add_argument("--runs", type=int, default=5, help="timed runs per configuration, after one warm-up")
     p.add_argument("--levers", action="store_true", help="also time each speed lever (one JSON line each)")
+    p.add_argument("--instruments", action="store_true", help="time the page's instruments (attention maps, "
+                                                                 "guidance arithmetic), one JSON line each")
     args = p.parse_args()
     if not args.checkpoint.exists():
         print(f"error: no checkpoint at {args.checkpoint}", file=sys.stderr)
         return 2
     pipe = ImagenPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
     configs = lever_configs(pipe) if args.levers else [("defaults", {}, {})]
+    configs = instrument_configs() if args.instruments else configs
     default_threads = torch.get_num_threads()
     for label, changes, overrides in configs:
         torch.set_num_threads(changes.get("threads", default_threads))

@@ -15,7 +15,6 @@ with a message a user can act on (imagen/demo_inputs.py); the server keeps servi
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -24,10 +23,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
-import torch
 from PIL import Image
 
 from .config import CONFIG_NAME, CheckpointError, PipelineConfig, Settings
+from .demo_frames import (  # noqa: F401  (Timeline, FrameLimiter: the API's frames, tested through here)
+    TIMELINE_STEPS,
+    FrameLimiter,
+    FramePacer,
+    Timeline,
+    describe_step,
+    display,
+    done_sentence,
+    fresh,
+    schedule_curve,
+)
 from .demo_inputs import (  # noqa: F401  (MAX_SEED and Limits are part of this module's interface)
     MAX_SEED,
     Limits,
@@ -42,7 +51,8 @@ from .demo_inputs import (  # noqa: F401  (MAX_SEED and Limits are part of this 
     whole_number,
 )
 from .images import grid, to_pil
-from .live_view import Frame, finals_html, live_html, timeline_html
+from .instruments import words
+from .live_view import Frame, SamplerColumn, finals_html, live_html, samplers_html, timeline_html
 from .samplers import SAMPLERS, Step
 
 if TYPE_CHECKING:  # the pipeline (and diffusers) load on the first request, not with the page
@@ -50,11 +60,12 @@ if TYPE_CHECKING:  # the pipeline (and diffusers) load on the first request, not
 
 DEFAULT_CHECKPOINT = Path("checkpoints/emoji")
 SWEEP_SCALES = (1.0, 2.0, 4.0, 6.0, 8.0)
-DISPLAY_SIZE = 256  # the API's frames are enlarged to 256 px, so both stages line up
 SWEEP_TILE = 128
-TIMELINE_STEPS = 5  # steps kept per stage for the timeline, evenly spaced, last included
-MAX_FPS = 25.0  # the API's frame limit; the page paces itself by what the server can send
-SCHEDULE_POINTS = 64  # points of each stage's noise-schedule curve on the page
+# What each instrument costs, measured on the 2-core reference machine (benchmarks/latency.py --levers).
+ATTENTION_COST = ("Costs about a tenth more time on the 64 px stage (6% and 19% in two runs on 2 cores): "
+                  "unfused attention, recorded.")
+GUIDANCE_COST = ("Free at w ≠ 1 (both halves run anyway); at w = 1 it runs the caption-free half too, "
+                 "about 1.5x the 64 px stage.")
 
 GenerateOutputs = tuple[Image.Image | None, Image.Image | None, Image.Image | None, Image.Image | None,
                         list[tuple[Image.Image, str]] | None, str, int]
@@ -128,104 +139,6 @@ class SharedPipeline:
             raise user_error(f"The weights at {self.path} could not be loaded: {e}", title="Broken checkpoint") from e
 
 
-# ---------------------------------------------------------------- frames and words
-
-
-def display(x: torch.Tensor, size: int = DISPLAY_SIZE) -> Image.Image:
-    """The first image of a (B, 3, H, W) batch, enlarged with nearest-neighbour so pixels stay visible."""
-    image = to_pil(x[:1])[0]
-    return image if image.width >= size else image.resize((size, size), Image.NEAREST)
-
-
-STAGE_NAMES = {"base": "Base stage (64 px)", "sr": "Super-resolution stage (256 px)"}
-STAGE_WORDS = {
-    "base": "The model removes a little noise from a random 64 px image each step, guided by your prompt; "
-            "right: the clean image it predicts now.",
-    "sr": "A second model redraws the 64 px image at 256 px, again from noise, adding detail.",
-}
-
-
-def describe_step(step: Step, noise_level: float, elapsed: float) -> str:
-    """One plain sentence on what the step did, e.g. 'Base stage (64 px): step 7 of 25 — timestep 640 ...'."""
-    return (f"**{STAGE_NAMES[step.stage]}: step {step.index + 1} of {step.total}** — timestep {step.timestep}, "
-            f"noise level {noise_level:.2f} (σ). {STAGE_WORDS[step.stage]} {elapsed:.1f} s so far.")
-
-
-def schedule_curve(pipe: ImagenPipeline, stage: str, points: int = SCHEDULE_POINTS) -> list[tuple[int, float]]:
-    """(t, sigma_t) along a stage's noise schedule, from t = T - 1 down to 0: the page's plot."""
-    last = pipe.num_timesteps(stage) - 1
-    ts = sorted({round(last * k / (points - 1)) for k in range(points)}, reverse=True)
-    return [(t, pipe.noise_level(stage, t)) for t in ts]
-
-
-def done_sentence(total: float, stage_times: dict[str, float], first_frame: float | None, seed: int) -> str:
-    times = f"64 px after {stage_times['base']:.1f} s" + (f", 256 px after {stage_times['sr']:.1f} s"
-                                                          if "sr" in stage_times else "")
-    first = f"; first frame after {first_frame:.2f} s" if first_frame is not None else ""
-    return (f"**Done in {total:.1f} s** ({times}{first}). "
-            f"Seed {seed}: the same prompt, seed and settings give the same image.")
-
-
-class Timeline:
-    """A few evenly spaced steps of each stage (x_t and x0_pred), so memory stays small however
-    many steps run."""
-
-    def __init__(self, per_stage: int = TIMELINE_STEPS):
-        self.per_stage = per_stage
-        self.items: list[tuple[Image.Image, str]] = []
-
-    def keeps(self, step: Step) -> bool:
-        n = min(self.per_stage, step.total)
-        if n == 1:
-            return step.is_last
-        return step.index in {round(k * (step.total - 1) / (n - 1)) for k in range(n)}
-
-    def add(self, step: Step) -> None:
-        if self.keeps(step):
-            where = f"{step.stage} {step.index + 1}/{step.total}"
-            self.items += [(display(step.x_t), f"{where} x_t"), (display(step.x0_pred), f"{where} x̂₀")]
-
-
-def unique(image: Image.Image) -> Image.Image:
-    """A copy of `image` that carries a fresh ImageUniqueID, in its EXIF (WebP frames) and as a PNG
-    text chunk. Gradio names each file it serves after a hash of the encoded bytes and writes it in
-    place: without the tag, an image sent twice (the same seed in two requests, the last frame again
-    at the end) is rewritten while a client may still be downloading it."""
-    image = image.copy()
-    tag = secrets.token_hex(16)
-    exif = Image.Exif()
-    exif[0xA420] = tag  # ImageUniqueID
-    image.info.update(exif=exif.tobytes(), ImageUniqueID=tag)
-    return image
-
-
-def fresh(outputs: tuple) -> tuple:
-    """Every image among a handler's outputs (and in a gallery's list) made `unique`."""
-    def one(value: object) -> object:
-        if isinstance(value, Image.Image):
-            return unique(value)
-        if isinstance(value, list):
-            return [(unique(im), caption) for im, caption in value]
-        return value
-    return tuple(one(v) for v in outputs)
-
-
-class FrameLimiter:
-    """Lets a frame through at most MAX_FPS times a second, and always a stage's last step. On a
-    CPU every step takes longer than that, so every step is shown; a fast GPU would otherwise
-    queue frames faster than the page can draw them."""
-
-    def __init__(self, max_fps: float = MAX_FPS):
-        self.interval, self.last = 1.0 / max_fps, float("-inf")
-
-    def ready(self, step: Step) -> bool:
-        now = time.perf_counter()
-        if step.is_last or now - self.last >= self.interval:
-            self.last = now
-            return True
-        return False
-
-
 # ---------------------------------------------------------------- handlers
 
 
@@ -239,28 +152,10 @@ class Request:
     settings: Settings
     notice: str  # a truncation notice, or ""
 
-    def steps(self) -> Iterator[Step]:
+    def steps(self, **instruments: bool) -> Iterator[Step]:
         s = self.settings
         return self.pipe.generate(self.prompt, seed=self.seed, guidance_scale=s.guidance_scale, steps=s.steps,
-                                  sampler=s.sampler, sr=s.sr, sr_steps=s.sr_steps)
-
-
-class FramePacer:
-    """The page's frames, paced by how fast they leave the server: while the caller is sending a
-    frame the model waits, so a frame is skipped when the last one took longer to send than the
-    model has computed since (frames never take more than half the time). A stage's last step is
-    always sent. On a CPU at the defaults a step takes far longer than a send: every step is shown."""
-
-    def __init__(self) -> None:
-        self.resumed, self.send_cost = float("-inf"), 0.0
-
-    def ready(self, step: Step) -> bool:
-        return step.is_last or time.perf_counter() - self.resumed >= self.send_cost
-
-    def sent(self, yielded_at: float) -> None:
-        """Call when the generator resumes after yielding at `yielded_at`."""
-        self.resumed = time.perf_counter()
-        self.send_cost = self.resumed - yielded_at
+                                  sampler=s.sampler, sr=s.sr, sr_steps=s.sr_steps, **instruments)
 
 
 class ImagenDemo:
@@ -294,27 +189,35 @@ class ImagenDemo:
         return Request(pipe, prompt, seed, settings, notice)
 
     def generate_live(self, prompt: str, guidance_scale: float, steps: float, seed: float, randomize_seed: bool,
-                      sr_steps: float, sampler: str, sr: bool) -> Iterator[tuple]:
+                      sr_steps: float, sampler: str, sr: bool, attention: bool = False,
+                      guidance_parts: bool = False) -> Iterator[tuple]:
         """The page's handler: every step as an inline frame (x_t, x0 and the schedule plot), then the
         final images, the timeline and the replay slider, all inline HTML: no file is written.
+        `attention` adds each word's cross-attention map to the base stage's frames, `guidance_parts`
+        the caption-free and captioned predictions that guidance mixes.
 
-        Yields (live, finals, timeline, status, seed used, replay slider, replay state)."""
+        Yields (live, finals, timeline, status, seed used, replay slider, replay state, word chips)."""
         req = self.request(prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr)
+        attention, guidance_parts = flag("attention", attention), flag("guidance_parts", guidance_parts)
         stages = ["base", "sr"] if req.settings.sr else ["base"]
         curves = {stage: schedule_curve(req.pipe, stage) for stage in stages}
+        spans = words(req.pipe.text_encoder, req.prompt) if attention else None
+        chips = gr.update(visible=bool(spans), value="all",
+                          choices=[(w, str(k)) for k, (w, _) in enumerate(spans or [])] + [("all words", "all")])
         status = f"{req.notice}Encoding the prompt… (seed {req.seed})"
         # Clear the previous run at once, so nothing stale sits beside the new frames.
         yield (live_html(None, [], curves, "Encoding the prompt…"), "", "", status, req.seed,
-               gr.update(visible=False), None)
+               gr.update(visible=False), None, chips)
 
         start = time.perf_counter()
         first_frame, frames = None, []
         finals: dict[str, Image.Image] = {}
         stage_times: dict[str, float] = {}
         pacer = FramePacer()
-        for step in req.steps():
+        for step in req.steps(attention=attention, guidance_parts=guidance_parts):
             sigma = req.pipe.noise_level(step.stage, step.timestep)
-            frames.append(Frame.of(step, sigma))  # every step, sent or not: the replay shows them all
+            # Every step is encoded, sent or not: the replay shows them all.
+            frames.append(Frame.of(step, sigma, spans, req.settings.guidance_scale))
             if step.is_last:
                 finals[step.stage] = to_pil(step.x_prev[:1])[0]
                 stage_times[step.stage] = time.perf_counter() - start
@@ -324,7 +227,8 @@ class ImagenDemo:
             first_frame = elapsed if first_frame is None else first_frame
             status = req.notice + describe_step(step, sigma, elapsed)
             yielded_at = time.perf_counter()
-            yield live_html(frames[-1], frames, curves), gr.skip(), gr.skip(), status, req.seed, gr.skip(), gr.skip()
+            yield (live_html(frames[-1], frames, curves), gr.skip(), gr.skip(), status, req.seed, gr.skip(),
+                   gr.skip(), gr.skip())
             pacer.sent(yielded_at)
 
         total = time.perf_counter() - start
@@ -333,7 +237,32 @@ class ImagenDemo:
                            interactive=True)
         yield (live_html(frames[-1], frames, curves), finals_html(finals["base"], finals.get("sr"), req.seed),
                timeline_html(frames, TIMELINE_STEPS), status, req.seed, replay,
-               {"frames": frames, "curves": curves})
+               {"frames": frames, "curves": curves}, gr.skip())
+
+    def compare_samplers(self, prompt: str, guidance_scale: float, steps: float, seed: float,
+                         randomize_seed: bool) -> Iterator[tuple[str, str, int]]:
+        """The same prompt, seed and step count with each sampler, stepping together (base stage
+        only): one column each, with its step and the time its own steps took.
+
+        Yields (columns, status, seed used)."""
+        req = self.request(prompt, guidance_scale, steps, seed, randomize_seed, 1, self.defaults.sampler, False)
+        columns = [SamplerColumn(name, req.settings.steps) for name in SAMPLERS]
+        runs = {c.name: req.pipe.generate(req.prompt, seed=req.seed, guidance_scale=req.settings.guidance_scale,
+                                          steps=req.settings.steps, sampler=c.name, sr=False) for c in columns}
+        yield samplers_html(columns), f"{req.notice}Samplers side by side: starting (seed {req.seed})…", req.seed
+        for _ in range(req.settings.steps):
+            for c in columns:
+                start = time.perf_counter()
+                step = next(runs[c.name])
+                c.seconds += time.perf_counter() - start
+                c.frame = Frame.of(step, req.pipe.noise_level("base", step.timestep))
+            status = f"{req.notice}Samplers side by side: step {columns[0].frame.index + 1} of {req.settings.steps}."
+            yield samplers_html(columns), status, req.seed
+        times = ", ".join(f"{c.name} {c.seconds:.2f} s" for c in columns)
+        status = (f"{req.notice}**Samplers done** ({times}), seed {req.seed}, {req.settings.steps} steps each. "
+                  "Same noise to start from; ddpm adds fresh noise at every step, ddim and dpm++ are deterministic "
+                  "and dpm++ takes larger, second-order steps.")
+        yield samplers_html(columns), status, req.seed
 
     def replay(self, position: float, state: dict | None) -> str:
         """Show step `position` (1 .. all steps of both stages) of the last run again, from the

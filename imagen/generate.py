@@ -4,7 +4,9 @@
     python -m imagen.generate --captions captions.txt --checkpoint checkpoints/emoji --seed 7
 
 Writes OUT/64/0000.png ..., OUT/256/0000.png ... and OUT/captions.txt (line i is the caption of
-image i). Each image is saved as soon as its stage finishes, and a caption is added to
+image i); with --attention also OUT/attention/0000_<word>.png, where the base stage looked for each
+word of the caption (left: at the last step; right: summed over all steps), over the 64 px image.
+Each image is saved as soon as its stage finishes, and a caption is added to
 captions.txt only once its 64 px image is on disk, so an interrupted run (Ctrl-C) keeps what it
 made, and says how far it got. Image i uses seed + i, so any image can be made again on its own.
 """
@@ -25,8 +27,11 @@ from PIL import Image
 from .samplers import SAMPLERS
 
 if TYPE_CHECKING:  # torch and diffusers load only once the arguments are known to be good
+    import torch
+
     from .config import Settings
     from .pipeline import ImagenPipeline
+    from .samplers import Step
 
 DEFAULT_CHECKPOINT = Path("checkpoints/emoji")
 
@@ -43,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sr-steps", type=int, help="denoising steps of the 256 px stage (checkpoint default)")
     p.add_argument("--sampler", choices=SAMPLERS, help="checkpoint default")
     p.add_argument("--no-sr", action="store_true", help="stop at 64 px")
+    p.add_argument("--attention", action="store_true",
+                   help="also write each word's cross-attention map to OUT/attention/ (base stage)")
     p.add_argument("--batch-size", type=int, default=4, help="images denoised together (default: 4)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
@@ -160,16 +167,40 @@ def write_images(pipe: ImagenPipeline, settings: Settings, prompts: list[str],
         warnings.simplefilter("ignore", PromptTruncatedWarning)  # reported above, once per caption
         for start in range(0, len(prompts), args.batch_size):
             batch = prompts[start:start + args.batch_size]
-            for step in pipe.generate(batch, seed=args.seed + start, **_overrides(settings)):
+            summed = None  # (B, L, 64, 64) attention summed over the base stage's steps
+            for step in pipe.generate(batch, seed=args.seed + start, attention=args.attention,
+                                      **_overrides(settings)):
                 bar.update(1)
                 bar.set_postfix(stage=step.stage, images=f"{start + len(batch)}/{len(prompts)}")
+                if step.attention is not None:
+                    summed = step.attention if summed is None else summed + step.attention
                 if step.is_last:
                     size = "64" if step.stage == "base" else "256"
                     for j, image in enumerate(to_pil(step.x_prev)):
                         save_image(image, args.out / size / f"{start + j:04d}.png")
+                    if step.attention is not None:
+                        save_attention(pipe, batch, start, step, summed, args.out / "attention")
                     if step.stage == "base":  # the images first, then the captions that name them
                         save_captions(args.out, prompts[:start + len(batch)])
                         yield start + len(batch)
+
+
+def save_attention(pipe: ImagenPipeline, prompts: list[str], start: int, last: Step, summed: torch.Tensor,
+                   folder: Path) -> None:
+    """OUT/attention/0000_<word>.png for each word of each caption: the map at the last step and the
+    map summed over all steps, each over the 64 px image, side by side."""
+    from .images import heat_overlay
+    from .instruments import word_maps, words
+    folder.mkdir(parents=True, exist_ok=True)
+    for j, prompt in enumerate(prompts):
+        spans = words(pipe.text_encoder, prompt)
+        final, total = word_maps(last.attention[j], spans), word_maps(summed[j], spans)
+        for word in final:
+            sheet = Image.new("RGB", (128, 64), "white")
+            sheet.paste(heat_overlay(last.x_prev[j], final[word]), (0, 0))
+            sheet.paste(heat_overlay(last.x_prev[j], total[word]), (64, 0))
+            name = "".join(c if c.isalnum() else "_" for c in word).strip("_") or "word"
+            save_image(sheet, folder / f"{start + j:04d}_{name}.png")
 
 
 def _overrides(settings: Settings) -> dict:

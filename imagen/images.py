@@ -42,3 +42,16 @@ def grid(images: list[Image.Image], columns: int, captions: list[str] | None = N
             text = captions[i] if len(captions[i]) * 6 <= w else captions[i][: max(w // 6 - 1, 1)] + "…"
             draw.text((x + 2, y + h + 1), text, fill="black")
     return sheet
+
+
+def heat_overlay(image: torch.Tensor, heat: torch.Tensor, alpha: float = 0.6) -> Image.Image:
+    """A heat map laid over an image: (3, H, W) in [-1, 1] and (H, W) >= 0 -> PIL. The map is scaled
+    to its own maximum and coloured with matplotlib's magma (dark: little, bright: much); the image
+    shows through in grey, so the map reads as "where on this picture"."""
+    from matplotlib import colormaps
+    grey = ((image.float().clamp(-1, 1) + 1) / 2).mean(0)  # (H, W) in [0, 1]
+    h = heat.float()
+    h = (h / h.max()).clamp(0, 1) if h.max() > 0 else h
+    colour = torch.from_numpy(colormaps["magma"](h.cpu().numpy())[..., :3]).float()  # (H, W, 3)
+    mixed = alpha * colour + (1 - alpha) * grey.cpu()[..., None]
+    return Image.fromarray((mixed.clamp(0, 1) * 255).round().to(torch.uint8).numpy())

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from .images import to_pil
+from .images import heat_overlay, to_pil
+from .instruments import word_maps
 from .samplers import Step
 
 WEBP_QUALITY = 80  # the SR stage's 256 px frames: ~40 KB each as WebP, ~200 KB as PNG when noisy
@@ -56,11 +57,27 @@ class Frame:
     sigma: float  # sqrt(1 - alpha_bar_t), the noise level of x_t
     x_t: str  # data URI
     x0_pred: str  # data URI
+    # With the attention instrument: (word, share of attention, data URI of its map over x0) per word.
+    attention: tuple[tuple[str, float, str], ...] | None = None
+    # With the guidance instrument: data URIs of x0 without the caption, with it, and w x their difference
+    # (contrast stretched to its own largest value, grey where the text changes nothing).
+    guidance: tuple[str, str, str] | None = None
 
     @classmethod
-    def of(cls, step: Step, sigma: float) -> Frame:
+    def of(cls, step: Step, sigma: float, words: list[tuple[str, list[int]]] | None = None,
+           guidance_scale: float = 1.0) -> Frame:
+        """Encode a step; `words` (from instruments.words) turns its attention into one map per word."""
+        attention = guidance = None
+        if step.attention is not None and words is not None:
+            maps = word_maps(step.attention[0], words)
+            attention = tuple((w, float(m.mean()), image_uri(heat_overlay(step.x0_pred[0], m)))
+                              for w, m in maps.items())
+        if step.x0_uncond is not None and step.x0_cond is not None:
+            push = guidance_scale * (step.x0_cond - step.x0_uncond)
+            push = push / push.abs().amax().clamp(min=0.05)  # contrast stretched; grey = no change
+            guidance = (tensor_uri(step.x0_uncond), tensor_uri(step.x0_cond), tensor_uri(push))
         return cls(step.stage, step.index, step.total, int(step.timestep), sigma,
-                   tensor_uri(step.x_t), tensor_uri(step.x0_pred))
+                   tensor_uri(step.x_t), tensor_uri(step.x0_pred), attention, guidance)
 
     @property
     def label(self) -> str:
@@ -118,7 +135,8 @@ def live_html(frame: Frame | None, stage_frames: list[Frame], curves: dict[str, 
         images = (f'<figure><img class="live-img{pixelated}" id="live-x-t" src="{frame.x_t}" alt="x_t"'
                   f' data-step="{frame.label}"/><figcaption>noisy image x_t</figcaption></figure>'
                   f'<figure><img class="live-img{pixelated}" id="live-x0" src="{frame.x0_pred}" alt="x0"'
-                  f' data-step="{frame.label}"/><figcaption>predicted clean image x̂₀</figcaption></figure>')
+                  f' data-step="{frame.label}"/><figcaption>predicted clean image x̂₀</figcaption></figure>'
+                  + attention_figure(frame))
         caption = html.escape(f"{STAGE_TITLES[frame.stage]}: step {frame.index + 1} of {frame.total}, "
                               f"timestep {frame.timestep}, noise level σ = {frame.sigma:.2f}" + (f". {note}" if note
                                                                                                else ""))
@@ -127,8 +145,33 @@ def live_html(frame: Frame | None, stage_frames: list[Frame], curves: dict[str, 
                      frame if frame is not None and frame.stage == stage else None, STAGE_TITLES[stage])
         for stage, curve in curves.items())
     return (f'<div class="live" data-stage="{frame.stage if frame else ""}">'
-            f'<div class="live-images">{images}</div><div class="live-caption">{caption}</div>'
-            f'<div class="schedules">{plots}</div></div>')
+            f'<div class="live-images">{images}</div>{guidance_row(frame)}'
+            f'<div class="live-caption">{caption}</div><div class="schedules">{plots}</div></div>')
+
+
+def attention_figure(frame: Frame) -> str:
+    """Every word's map over x0, stacked; the page's CSS shows the one whose chip is picked
+    (#live[data-word=k]), "all" until one is, so picking a word needs no round trip."""
+    if not frame.attention:
+        return ""
+    layers = []
+    for k, (word, share, uri) in enumerate(frame.attention):
+        key = "all" if word == "all" else str(k)
+        label = "all words" if word == "all" else f"“{word}”"
+        layers.append(f'<div class="attn attn-{key}"><img class="live-img pixelated" src="{uri}" alt="attention"/>'
+                      f'<figcaption>attention on {html.escape(label)}: {share:.1%} of it</figcaption></div>')
+    return f'<figure class="attention" id="live-attention">{"".join(layers)}</figure>'
+
+
+def guidance_row(frame: Frame | None) -> str:
+    """Classifier-free guidance as pictures: what the model draws without the caption, with it, and
+    the push guidance adds (w times the difference; grey is no change)."""
+    if frame is None or frame.guidance is None:
+        return ""
+    titles = ("x̂₀ without the caption", "x̂₀ with the caption", "what the text adds (w × difference, stretched)")
+    cells = "".join(f'<figure><img class="guide-img pixelated" src="{uri}" alt="{title}"/>'
+                    f'<figcaption>{title}</figcaption></figure>' for uri, title in zip(frame.guidance, titles))
+    return f'<div class="guidance" id="live-guidance">{cells}</div>'
 
 
 def timeline_html(frames: list[Frame], per_stage: int = 5) -> str:
@@ -164,10 +207,46 @@ def finals_html(image_64: Image.Image | None, image_256: Image.Image | None, see
     return f'<div class="finals">{"".join(cells)}</div>'
 
 
+@dataclass
+class SamplerColumn:
+    """One sampler of the side-by-side comparison, as far as it has got."""
+
+    name: str
+    steps: int
+    frame: Frame | None = None
+    seconds: float = 0.0  # time spent in this sampler's own steps so far
+
+
+def samplers_html(columns: list[SamplerColumn]) -> str:
+    """The samplers side by side, each at its latest step: x_t over x0, its step and its time."""
+    cells = []
+    for c in columns:
+        if c.frame is None:
+            images, where = '<div class="live-img empty"></div>', "waiting"
+        else:
+            images = (f'<img class="pixelated" src="{c.frame.x_t}" alt="x_t"/>'
+                      f'<img class="pixelated" src="{c.frame.x0_pred}" alt="x0"/>')
+            where = f"step {c.frame.index + 1} of {c.frame.total}, t = {c.frame.timestep}"
+        cells.append(f'<figure class="sampler-col" data-sampler="{html.escape(c.name)}">'
+                     f'<div class="name">{html.escape(c.name)}</div>{images}'
+                     f'<figcaption>{where} · {c.seconds:.2f} s</figcaption></figure>')
+    return f'<div class="samplers"><div class="sampler-columns">{"".join(cells)}</div></div>'
+
+
 CSS = f"""
-.live-images, .finals {{ display: flex; gap: 12px; flex-wrap: wrap; }}
-.live figure, .finals figure {{ margin: 0; }}
-.live-img, .final-img {{ width: {VIEW_SIZE}px; height: {VIEW_SIZE}px; display: block; background: #f3f3f3; }}
+.live-images {{ display: flex; gap: 10px; }}
+.finals, .guidance, .sampler-columns {{ display: flex; gap: 12px; flex-wrap: wrap; }}
+.live figure, .finals figure, .samplers figure {{ margin: 0; }}
+.live-images figure {{ flex: 1 1 0; max-width: {VIEW_SIZE}px; min-width: 0; }}
+.live-img {{ width: 100%; aspect-ratio: 1; display: block; background: #f3f3f3; }}
+.final-img {{ width: {VIEW_SIZE}px; height: {VIEW_SIZE}px; display: block; background: #f3f3f3; }}
+.guide-img {{ width: 150px; height: 150px; display: block; }}
+.attn {{ display: none; }}
+#live:not([data-word]) .attn-all, #live[data-word="all"] .attn-all {{ display: block; }}
+{"".join(f'#live[data-word="{k}"] .attn-{k} {{ display: block; }}' for k in range(64))}
+.sampler-col {{ text-align: center; }}
+.sampler-col img {{ width: 192px; height: 192px; display: block; }}
+.sampler-col .name {{ font-weight: 600; }}
 .live-img.empty {{ display: flex; align-items: center; justify-content: center; color: #999; font-size: 28px; }}
 .pixelated {{ image-rendering: pixelated; }}
 .live figcaption, .finals figcaption, .timeline figcaption {{ font-size: 12px; color: #555; }}

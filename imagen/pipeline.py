@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .config import CONFIG_NAME, CheckpointError, PipelineConfig, Settings
 from .device import autocast, resolve_device, resolve_dtype
 from .diffusion import alpha_bars, classifier_free_guidance, make_betas, noise_augment, upsample
 from .images import to_pil
+from .instruments import AttentionProbe, GuidanceParts
 from .samplers import Denoiser, Step, initial_noise, make_scheduler, sample_loop
 from .text_encoder import TextEncoder, TextEncoderError, TextEncoding
 from .unets import unet_forward
@@ -153,11 +155,15 @@ class ImagenPipeline:
         return float((1 - alpha_bar[int(timestep)]).clamp(min=0).sqrt())
 
     @torch.no_grad()
-    def generate(self, prompts: str | list[str], seed: int = 0, **overrides: object) -> Iterator[Step]:
+    def generate(self, prompts: str | list[str], seed: int = 0, attention: bool = False,
+                 guidance_parts: bool = False, **overrides: object) -> Iterator[Step]:
         """Yield every denoising step of the base stage, then of the SR stage.
 
         Image i is drawn from seed + i alone, so it does not depend on its batch. Overrides are
-        `Settings` fields (guidance_scale, steps, sampler, sr, sr_steps, ...).
+        `Settings` fields (guidance_scale, steps, sampler, sr, sr_steps, ...). The instruments fill
+        in the base stage's steps: `attention` their per-token cross-attention maps (Step.attention),
+        `guidance_parts` the x0 of the caption-free and the captioned predictions (Step.x0_uncond,
+        Step.x0_cond; at w = 1 this runs the caption-free half too). Off, they cost nothing.
         """
         if self.base_unet is None:
             raise ValueError("this pipeline has no base stage; use super_resolve()")
@@ -170,13 +176,22 @@ class ImagenPipeline:
 
         # 2. base stage: 64 px from pure noise
         x_T = initial_noise((len(prompts), 3, 64, 64), generators, self.device)
-        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale)
+        parts = GuidanceParts() if guidance_parts else None
+        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale, parts=parts)
+        probe = AttentionProbe(self.base_unet) if attention else nullcontext()
         x_64 = None
-        for step in sample_loop(denoiser, x_T, make_scheduler(s.sampler, self._betas["base"]), s.steps,
-                                self._alpha_bar["base"], self.config.base.prediction_type, "base",
-                                s.threshold, generators):
-            x_64 = step.x_prev
-            yield step
+        with probe:  # swaps in capturing attention processors; restored however the loop ends
+            for step in sample_loop(denoiser, x_T, make_scheduler(s.sampler, self._betas["base"]), s.steps,
+                                    self._alpha_bar["base"], self.config.base.prediction_type, "base",
+                                    s.threshold, generators):
+                if attention:
+                    step.attention = probe.step_maps(keep_last=len(prompts))
+                if parts is not None:
+                    t = torch.full((len(prompts),), step.timestep, device=self.device)
+                    step.x0_uncond, step.x0_cond = parts.x0(step.x_t, t, self._alpha_bar["base"],
+                                                            self.config.base.prediction_type, s.threshold)
+                x_64 = step.x_prev
+                yield step
 
         # 3. SR stage: 64 -> 256 px
         if s.sr:
@@ -222,11 +237,11 @@ class ImagenPipeline:
 
     def _denoiser(self, unet: UNet2DConditionModel, text: TextEncoding, uncond: TextEncoding,
                   guidance_scale: float, low_res: torch.Tensor | None = None,
-                  aug_t: torch.Tensor | None = None) -> Denoiser:
+                  aug_t: torch.Tensor | None = None, parts: GuidanceParts | None = None) -> Denoiser:
         """The network as a function of (x_t, t), with classifier-free guidance folded in.
         Guidance runs the conditional and unconditional halves as one batch; w = 1 skips the
-        unconditional half entirely."""
-        guided = guidance_scale != 1.0
+        unconditional half entirely, unless `parts` is to record both halves."""
+        guided = guidance_scale != 1.0 or parts is not None
         embeds, mask = text.text_embeds, text.text_mask
         if guided:
             embeds = torch.cat([uncond.text_embeds, embeds])
@@ -244,6 +259,8 @@ class ImagenPipeline:
             if not guided:
                 return out
             out_uncond, out_cond = out.chunk(2)
+            if parts is not None:
+                parts.record(out_uncond, out_cond)
             return classifier_free_guidance(out_uncond, out_cond, guidance_scale)
 
         return denoise

@@ -36,6 +36,10 @@ class Step:
     x_t: torch.Tensor  # (B, 3, H, W) the noisy sample the network saw at t (pure noise at the first step)
     x0_pred: torch.Tensor  # (B, 3, H, W) the clean image predicted from x_t, thresholded
     x_prev: torch.Tensor  # (B, 3, H, W) the sample after the step; at the last step, the stage's output
+    # Opt-in instruments of the base stage (ImagenPipeline.generate(attention=..., guidance_parts=...)):
+    attention: torch.Tensor | None = None  # (B, L, 64, 64) share of each pixel's attention on each text token
+    x0_uncond: torch.Tensor | None = None  # (B, 3, H, W) the x0 the caption-free prediction implies
+    x0_cond: torch.Tensor | None = None  # (B, 3, H, W) the x0 the captioned prediction implies
 
     @property
     def is_last(self) -> bool:

@@ -400,6 +400,45 @@ def test_browser_shows_every_step_inline_then_the_256_px_image_and_replays_any_s
     assert files_after == files_before
 
 
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_browser_shows_the_attention_of_the_word_picked_and_the_samplers_side_by_side(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(server.url)
+            page.wait_for_selector("#prompt textarea")
+            page.click("#instruments")
+            page.get_by_label("Cross-attention map of each word").check()
+            page.get_by_label("Guidance arithmetic: without / with the caption").check()
+            page.fill("#prompt textarea", "red apple")
+            page.click("#generate")
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
+                                   timeout=60_000)
+            page.fill("#replay input[type=number]", "1")  # a base-stage step, where the maps are
+            page.press("#replay input[type=number]", "Enter")
+            page.wait_for_selector("#live-attention")
+            shown = "() => [...document.querySelectorAll('#live .attn')].filter(e => getComputedStyle(e).display " \
+                    "!== 'none').map(e => e.innerText)"
+            assert page.evaluate(shown) == ["attention on all words: " + page.evaluate(
+                "() => document.querySelector('#live .attn-all figcaption').innerText.split(': ')[1]")]
+            page.get_by_label("apple", exact=True).check()  # a chip: the page shows that word's map
+            page.wait_for_function(shown.replace("() =>", "() => (") + ").join().includes('apple')")
+            assert len(page.evaluate(shown)) == 1
+            assert page.locator("#live-guidance img").count() == 3
+
+            page.click("text=Samplers side by side: why does the sampler matter?")
+            page.click("#samplers")
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Samplers done')",
+                                   timeout=60_000)
+            names = page.eval_on_selector_all("#samplers-view .sampler-col", "cols => cols.map(c => c.dataset.sampler)")
+            assert names == ["dpm++", "ddim", "ddpm"]
+        finally:
+            browser.close()
+
+
 # ---------------------------------------------------------------- the pieces behind the page
 
 

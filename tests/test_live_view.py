@@ -100,3 +100,30 @@ def test_page_handler_streams_every_step_then_keeps_the_frames_for_replay(tiny_c
         backend.replay(9, state)
     with pytest.raises(demo.gr.Error, match="press Generate first"):
         backend.replay(1, None)
+
+
+def test_frames_carry_each_words_map_and_the_guidance_parts_when_asked(tiny_checkpoint):
+    backend = demo.ImagenDemo(tiny_checkpoint, device="cpu")
+    updates = list(backend.generate_live("red apple", 4.0, 3, 5, False, 2, "ddpm", True, True, True))
+    chips = updates[0][7]
+    assert chips["visible"] and chips["choices"] == [("red", "0"), ("apple", "1"), ("all words", "all")]
+    base, sr = updates[1][0], updates[-2][0]
+    assert base.count('class="attn attn-') == 3 and "attention on “apple”" in base
+    assert 'id="live-guidance"' in base and base.count('class="guide-img') == 3
+    assert 'class="attn' not in sr and 'id="live-guidance"' not in sr  # the instruments watch the base stage
+    state = updates[-1][6]
+    assert "attention on “red”" in backend.replay(1, state)  # the replay shows the maps too
+    plain = list(backend.generate_live("red apple", 4.0, 3, 5, False, 2, "ddpm", True))
+    assert 'class="attn' not in plain[1][0] and not plain[0][7]["visible"]
+
+
+def test_samplers_step_together_in_three_columns(tiny_checkpoint):
+    backend = demo.ImagenDemo(tiny_checkpoint, device="cpu")
+    updates = list(backend.compare_samplers("red apple", 4.0, 3, 1, False))
+    assert len(updates) == 1 + 3 + 1  # start, one per step, done
+    middle = updates[2][0]
+    assert middle.count('class="sampler-col"') == 3 and middle.count("step 2 of 3") == 3
+    assert re.findall(r'data-sampler="([^"]+)"', middle) == ["dpm++", "ddim", "ddpm"]
+    assert "Samplers done" in updates[-1][1] and updates[-1][2] == 1
+    finals = re.findall(r'<img class="pixelated" src="([^"]+)" alt="x0"', updates[-1][0])
+    assert len(set(finals)) == 3  # the three samplers end on different images

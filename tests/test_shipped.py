@@ -67,3 +67,16 @@ def test_sr_stage_is_sharper_than_a_bicubic_upscale(shipped):
     assert sharpness(large) > 1.2 * sharpness(bicubic(small, 256))
     # and it keeps the picture: downsampled, the SR output stays close to its 64 px input
     assert (bicubic(large, 64) - small).abs().mean() < 0.15
+
+
+def test_attention_of_the_trained_model_tells_the_words_of_a_two_concept_prompt_apart(shipped):
+    from imagen.instruments import word_maps, words
+    prompt = "red apple, grinning face"
+    last = list(shipped.generate(prompt, seed=0, sr=False, attention=True))[-1]
+    maps = word_maps(last.attention[0], words(shipped.text_encoder, prompt))
+    assert list(maps) == ["red", "apple", "grinning", "face", "all"]
+    # Normalised to the same total, two words' maps put their attention in different places.
+    a, b = (maps[w] / maps[w].sum() for w in ("apple", "grinning"))
+    assert (a - b).abs().sum() > 0.1
+    mask = shipped.text_encoder.encode([prompt]).text_mask[0]
+    assert last.attention[0, ~mask].abs().max() == 0 and last.attention.sum(1).max() <= 1 + 1e-4

@@ -5,19 +5,25 @@
 - cascade.png: one caption through the cascade, with x_t and the predicted x0 at a few steps
   of each stage;
 - samples.png: the 16 sample prompts at 256 px (seed 0, default settings);
-- sr_vs_bicubic.png: the SR stage's 256 px output beside a bicubic upscale of the same 64 px image.
+- sr_vs_bicubic.png: the SR stage's 256 px output beside a bicubic upscale of the same 64 px image;
+- attention.png, guidance_parts.png, samplers.png: the page's three instruments (the cross-attention
+  map of each word, the two halves of classifier-free guidance, the samplers side by side) at a few
+  steps of one caption.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from .images import grid, to_pil
+from .images import grid, heat_overlay, to_pil
+from .instruments import word_maps, words
 from .pipeline import ImagenPipeline
+from .samplers import SAMPLERS
 
 SAMPLE_PROMPTS = [
     "red apple, twemoji style", "grinning face, openmoji style", "cat face, twemoji style",
@@ -27,6 +33,7 @@ SAMPLE_PROMPTS = [
     "penguin, openmoji style", "banana, twemoji style", "thumbs up, openmoji style", "fire, twemoji style",
 ]
 CASCADE_PROMPT = "grinning face, openmoji style"
+INSTRUMENT_PROMPT = "red apple, twemoji style"
 TILE = 112
 
 
@@ -78,6 +85,68 @@ def sr_comparison(pipe: ImagenPipeline, prompts: list[str], seed: int = 0) -> Im
     return grid(images, columns=4, captions=captions)
 
 
+def labelled_rows(rows: list[tuple[str, list[Image.Image]]], column_labels: list[str], title: str) -> Image.Image:
+    """Rows of equally many images, a label left of each row and above each column, a title on top."""
+    label_w, top, pad = 150, 34, 6
+    n = max(len(images) for _, images in rows)
+    sheet = Image.new("RGB", (label_w + n * (TILE + pad), top + len(rows) * (TILE + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((pad, 4), title, fill="black")
+    for c, label in enumerate(column_labels):
+        draw.text((label_w + c * (TILE + pad), top - 14), label, fill="black")
+    for r, (label, images) in enumerate(rows):
+        y = top + r * (TILE + pad)
+        draw.text((pad, y + TILE // 2 - 6), label, fill="black")
+        for c, image in enumerate(images):
+            sheet.paste(image.resize((TILE, TILE), Image.Resampling.NEAREST), (label_w + c * (TILE + pad), y))
+    return sheet
+
+
+def _picks(n: int, frames: int) -> list[int]:
+    return sorted({round(i * (n - 1) / (frames - 1)) for i in range(frames)})
+
+
+def attention_figure(pipe: ImagenPipeline, prompt: str, seed: int = 0, frames: int = 5) -> Image.Image:
+    """The predicted x0 at a few base steps, and under it each word's cross-attention map over it."""
+    steps = [s for s in pipe.generate(prompt, seed=seed, sr=False, attention=True)]
+    picks = [steps[i] for i in _picks(len(steps), frames)]
+    spans = words(pipe.text_encoder, prompt)
+    maps = [word_maps(s.attention[0], spans) for s in picks]
+    rows = [("predicted x0", [to_pil(s.x0_pred)[0] for s in picks])]
+    rows += [(f'"{w}"' if w != "all" else "all words", [heat_overlay(s.x0_pred[0], m[w]) for s, m in zip(picks, maps)])
+             for w in maps[0]]
+    return labelled_rows(rows, [f"step {s.index + 1}/{s.total}, t={s.timestep}" for s in picks],
+                         f'Where the base stage attends to each word of "{prompt}" (bright: much)')
+
+
+def guidance_figure(pipe: ImagenPipeline, prompt: str, seed: int = 0, frames: int = 5) -> Image.Image:
+    """Classifier-free guidance at a few base steps: x0 without the caption, with it, the push
+    w (cond - uncond) (grey: none, contrast stretched), and the guided x0 the sampler used."""
+    w = pipe.defaults.guidance_scale
+    steps = list(pipe.generate(prompt, seed=seed, sr=False, guidance_parts=True))
+    picks = [steps[i] for i in _picks(len(steps), frames)]
+    pushes = [w * (s.x0_cond - s.x0_uncond) for s in picks]
+    rows = [("x0 without caption", [to_pil(s.x0_uncond)[0] for s in picks]),
+            ("x0 with caption", [to_pil(s.x0_cond)[0] for s in picks]),
+            ("w x difference", [to_pil(p / p.abs().amax().clamp(min=0.05))[0] for p in pushes]),
+            (f"guided (w = {w:g})", [to_pil(s.x0_pred)[0] for s in picks])]
+    return labelled_rows(rows, [f"step {s.index + 1}/{s.total}, t={s.timestep}" for s in picks],
+                         f'eps = eps_uncond + w (eps_cond - eps_uncond), as pictures: "{prompt}"')
+
+
+def samplers_figure(pipe: ImagenPipeline, prompt: str, seed: int = 0, frames: int = 5) -> Image.Image:
+    """The same prompt, seed and step count with each sampler: its predicted x0 at a few steps."""
+    rows = []
+    for name in SAMPLERS:
+        start = time.perf_counter()
+        steps = list(pipe.generate(prompt, seed=seed, sr=False, sampler=name))
+        seconds = time.perf_counter() - start
+        rows.append((f"{name} ({seconds:.2f} s)", [to_pil(steps[i].x0_pred)[0] for i in _picks(len(steps), frames)]))
+    n = pipe.defaults.steps
+    return labelled_rows(rows, [f"step {i + 1}/{n}" for i in _picks(n, frames)],
+                         f'Three samplers, one seed, {n} steps each: predicted x0 of "{prompt}"')
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m imagen.figures", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/emoji"))
@@ -93,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     thumbs = [im.resize((160, 160), Image.Resampling.LANCZOS) for im in images]
     grid(thumbs, columns=4, captions=SAMPLE_PROMPTS).save(args.out / "samples.png", optimize=True)
     sr_comparison(pipe, SAMPLE_PROMPTS[:2], args.seed).save(args.out / "sr_vs_bicubic.png", optimize=True)
-    print(f"wrote {args.out}/cascade.png, samples.png and sr_vs_bicubic.png")
+    attention_figure(pipe, INSTRUMENT_PROMPT, args.seed).save(args.out / "attention.png", optimize=True)
+    guidance_figure(pipe, INSTRUMENT_PROMPT, args.seed).save(args.out / "guidance_parts.png", optimize=True)
+    samplers_figure(pipe, INSTRUMENT_PROMPT, args.seed).save(args.out / "samplers.png", optimize=True)
+    print(f"wrote {args.out}/cascade.png, samples.png, sr_vs_bicubic.png, attention.png, guidance_parts.png "
+          "and samplers.png")
     return 0
 
 

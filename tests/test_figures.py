@@ -11,3 +11,11 @@ def test_cascade_figure_shows_both_stages(tiny_pipeline):
 def test_sr_comparison_pairs_bicubic_and_sr(tiny_pipeline):
     figure = sr_comparison(tiny_pipeline, ["red apple", "sun"])
     assert figure.width == 4 * 256
+
+
+def test_instrument_figures_have_a_row_per_word_per_half_and_per_sampler(tiny_pipeline):
+    from imagen.figures import TILE, attention_figure, guidance_figure, samplers_figure
+    rows = lambda figure: (figure.height - 34) // (TILE + 6)  # noqa: E731
+    assert rows(attention_figure(tiny_pipeline, "red apple", frames=3)) == 1 + 3  # x0, red, apple, all
+    assert rows(guidance_figure(tiny_pipeline, "red apple", frames=3)) == 4
+    assert rows(samplers_figure(tiny_pipeline, "red apple", frames=3)) == 3

@@ -5,11 +5,12 @@ beside the same cascade in-process, measured in one run so the two can be compar
     python benchmarks/browser_latency.py --runs 5 --soak 100
 
 Prints JSON lines:
-- `in_process`: the cascade at the checkpoint's defaults in this process (median of --runs after a
-  warm-up), prompt encoding included: what the model alone costs.
 - `browser`: click Generate -> first base frame painted (`first_frame_s`), -> final 256 px image
-  painted (`final_s`); the distinct base and SR steps the page showed; `ratio` = final_s over the
-  in-process time. Medians over --runs after one warm-up request that loads the pipeline.
+  painted (`final_s`); the distinct base and SR steps the page showed; `in_process_s`, the same
+  cascade (defaults, a new prompt, prompt encoding included) run in this process right before each
+  browser run, while the server and the browser idle; `ratio`, the median over runs of final_s
+  over its in-process twin. Runs alternate so that this VM's drifting speed hits both alike.
+  Medians over --runs after one warm-up of each that loads the pipeline.
 - `soak` (with --soak N): N more runs in the same page, with the server's resident memory and the
   files in Gradio's cache folder before and after.
 
@@ -29,7 +30,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from imagen.demo import read_defaults  # noqa: E402
 from imagen.local_server import start_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -41,42 +41,38 @@ PROMPTS = ["red apple, twemoji style", "cat face, openmoji style", "sun, twemoji
 # Installed in the page: timestamps (performance.now, at the next animation frame, i.e. when the
 # browser paints) of each step the live view shows, and of the final 256 px image.
 RECORDER = """() => {
-    window.bench = {steps: [], final: null, t0: null};
+    window.bench = {steps: [], final: null, t0: null, armed: false};
     const painted = (fn) => requestAnimationFrame(() => fn(performance.now()));
     new MutationObserver(() => {
+        const b = window.bench;
+        if (b.t0 === null) return;
         const img = document.querySelector('#live-x-t');
+        // A run starts by clearing the page: what is on it before that is the last run's.
+        if (!b.armed) { b.armed = !img && !document.querySelector('#final-256 img'); if (!b.armed) return; }
         const step = img && img.dataset.step;
-        const seen = window.bench.steps;
-        if (window.bench.t0 !== null && step && (!seen.length || seen.at(-1).step !== step)) {
-            seen.push({step, t: null});
-            const rec = seen.at(-1);
+        if (step && (!b.steps.length || b.steps.at(-1).step !== step)) {
+            b.steps.push({step, t: null});
+            const rec = b.steps.at(-1);
             img.decode().catch(() => {}).then(() => painted(t => { rec.t = t; }));
         }
         const fin = document.querySelector('#final-256 img');
-        if (window.bench.t0 !== null && fin && window.bench.final === null) {
-            window.bench.final = -1;
-            fin.decode().catch(() => {}).then(() => painted(t => { window.bench.final = t; }));
+        if (fin && b.final === null) {
+            b.final = -1;
+            fin.decode().catch(() => {}).then(() => painted(t => { b.final = t; }));
         }
     }).observe(document.body, {subtree: true, childList: true, attributes: true});
 }"""
 CLICK = """prompt => {
-    window.bench.steps = []; window.bench.final = null;
-    window.bench.t0 = performance.now();
+    Object.assign(window.bench, {steps: [], final: null, armed: false, t0: performance.now()});
     document.querySelector('#generate').click();
 }"""
 
 
-def in_process(checkpoint: Path, runs: int) -> float:
-    """Median seconds of the whole cascade at the checkpoint's defaults, a new prompt each run."""
-    from imagen.pipeline import ImagenPipeline
-    pipe = ImagenPipeline.from_pretrained(checkpoint)
-    list(pipe.generate("warm-up", seed=0))
-    times = []
-    for r in range(runs):
-        start = time.perf_counter()
-        list(pipe.generate(PROMPTS[r % len(PROMPTS)] + f" {r}", seed=r))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def in_process_run(pipe, prompt: str, seed: int) -> float:
+    """Seconds of one whole cascade at the checkpoint's defaults, prompt encoding included."""
+    start = time.perf_counter()
+    list(pipe.generate(prompt, seed=seed))
+    return time.perf_counter() - start
 
 
 def browser_run(page, prompt: str) -> dict:
@@ -87,6 +83,8 @@ def browser_run(page, prompt: str) -> dict:
                            timeout=120_000)
     bench = page.evaluate("window.bench")
     t0, steps = bench["t0"], bench["steps"]
+    if "--debug" in sys.argv:
+        print(json.dumps([(s["step"], round(s["t"] - t0)) for s in steps]), round(bench["final"] - t0), file=sys.stderr)
     base = [s for s in steps if s["step"].startswith("base")]
     return {"first_frame_s": (base[0]["t"] - t0) / 1000 if base else None,
             "final_s": (bench["final"] - t0) / 1000,
@@ -110,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "emoji")
     p.add_argument("--runs", type=int, default=3, help="timed runs of each kind after a warm-up (default: 3)")
     p.add_argument("--soak", type=int, default=0, help="then this many more browser runs, for memory and disk")
+    p.add_argument("--server-env", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="environment variables for the server, e.g. OMP_NUM_THREADS=1")
+    p.add_argument("--debug", action="store_true", help="print each run's painted steps (ms after the click)")
     args = p.parse_args(argv)
     if not (args.checkpoint / "pipeline.json").is_file():
         sys.exit(f"no checkpoint in {args.checkpoint}")
@@ -117,13 +118,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    defaults, _ = read_defaults(args.checkpoint)
-    model_s = in_process(args.checkpoint.resolve(), args.runs)
-    print(json.dumps({"in_process": {"cascade_s": round(model_s, 3), "steps": defaults.steps,
-                                     "sr_steps": defaults.sr_steps if defaults.sr else 0}}), flush=True)
+    from imagen.pipeline import ImagenPipeline
+    pipe = ImagenPipeline.from_pretrained(args.checkpoint.resolve())
+    in_process_run(pipe, "warm-up", 0)
 
     with tempfile.TemporaryDirectory() as tmp:
-        app = start_app(args.checkpoint.resolve(), Path(tmp))
+        app = start_app(args.checkpoint.resolve(), Path(tmp), **dict(kv.split("=", 1) for kv in args.server_env))
         try:
             try:
                 app.wait(timeout=180)
@@ -138,11 +138,16 @@ def main(argv: list[str] | None = None) -> None:
                     page.evaluate(RECORDER)
                     page.get_by_label("Randomize seed").uncheck()  # a fixed seed: the same work each run
                     warm = browser_run(page, "warm-up")  # loads the pipeline: the first visitor's wait
-                    records = [browser_run(page, PROMPTS[r % len(PROMPTS)] + f" {r}") for r in range(args.runs)]
+                    records = []
+                    for r in range(args.runs):
+                        prompt = PROMPTS[r % len(PROMPTS)] + f" {r}"
+                        model_s = in_process_run(pipe, prompt + " (in-process)", 0)
+                        records.append({**browser_run(page, prompt), "in_process_s": model_s})
+                        records[-1]["ratio"] = records[-1]["final_s"] / model_s
                     median = {k: round(statistics.median(r[k] for r in records), 3) for k in records[0]}
-                    print(json.dumps({"browser": {**median, "ratio": round(median["final_s"] / model_s, 2),
-                                                  "first_request_s": round(warm["final_s"], 2),
-                                                  "runs": len(records)}}), flush=True)
+                    print(json.dumps({"browser": {**median, "first_request_s": round(warm["final_s"], 2),
+                                                  "runs": len(records), "ratios": [round(r["ratio"], 2)
+                                                                                   for r in records]}}), flush=True)
                     if args.soak:
                         cache = Path(tmp) / "gradio"
                         before = {"rss_mb": rss_mb(app.proc.pid), "cache_files": cache_files(cache)}

@@ -225,9 +225,11 @@ class ImagenDemo:
                 continue
             elapsed = time.perf_counter() - start
             first_frame = elapsed if first_frame is None else first_frame
-            status = req.notice + describe_step(step, sigma, elapsed)
+            # The frame's own caption tells the step; the status sentence (Markdown, which the browser
+            # renders slowly) changes only when a stage begins.
+            status = req.notice + describe_step(step, sigma, elapsed) if step.index == 0 else gr.skip()
             yielded_at = time.perf_counter()
-            yield (live_html(frames[-1], frames, curves), gr.skip(), gr.skip(), status, req.seed, gr.skip(),
+            yield (live_html(frames[-1], frames, curves), gr.skip(), gr.skip(), status, gr.skip(), gr.skip(),
                    gr.skip(), gr.skip())
             pacer.sent(yielded_at)
 

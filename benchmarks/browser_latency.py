@@ -8,8 +8,9 @@ Prints JSON lines:
 - `browser`: click Generate -> first base frame painted (`first_frame_s`), -> final 256 px image
   painted (`final_s`); the distinct base and SR steps the page showed; `in_process_s`, the same
   cascade (defaults, a new prompt, prompt encoding included) run in this process right before each
-  browser run, while the server and the browser idle; `ratio`, the median over runs of final_s
-  over its in-process twin. Runs alternate so that this VM's drifting speed hits both alike.
+  browser run, while the server and the browser idle; `client_s`, the same request to the /generate
+  API through gradio_client (image files), until its final image; `ratio`, the median over runs of
+  final_s over its in-process twin. Runs alternate so that this VM's drifting speed hits both alike.
   Medians over --runs after one warm-up of each that loads the pipeline.
 - `soak` (with --soak N): N more runs in the same page, with the server's resident memory and the
   files in Gradio's cache folder before and after.
@@ -30,6 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gradio_client import Client  # noqa: E402
+
+from imagen.config import Settings  # noqa: E402
+from imagen.demo import read_defaults  # noqa: E402
 from imagen.local_server import start_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -72,6 +77,13 @@ def in_process_run(pipe, prompt: str, seed: int) -> float:
     """Seconds of one whole cascade at the checkpoint's defaults, prompt encoding included."""
     start = time.perf_counter()
     list(pipe.generate(prompt, seed=seed))
+    return time.perf_counter() - start
+
+
+def client_run(client: Client, prompt: str, d: Settings) -> float:
+    """Seconds until a /generate request through gradio_client returns its final image (defaults d, seed 0)."""
+    start = time.perf_counter()
+    client.predict(prompt, d.guidance_scale, d.steps, 0, False, d.sr_steps, d.sampler, d.sr, api_name="/generate")
     return time.perf_counter() - start
 
 
@@ -119,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
     from imagen.pipeline import ImagenPipeline
+    defaults, _ = read_defaults(args.checkpoint)
     pipe = ImagenPipeline.from_pretrained(args.checkpoint.resolve())
     in_process_run(pipe, "warm-up", 0)
 
@@ -138,11 +151,14 @@ def main(argv: list[str] | None = None) -> None:
                     page.evaluate(RECORDER)
                     page.get_by_label("Randomize seed").uncheck()  # a fixed seed: the same work each run
                     warm = browser_run(page, "warm-up")  # loads the pipeline: the first visitor's wait
+                    client = Client(app.url, verbose=False)
+                    client_run(client, "warm-up", defaults)
                     records = []
                     for r in range(args.runs):
                         prompt = PROMPTS[r % len(PROMPTS)] + f" {r}"
                         model_s = in_process_run(pipe, prompt + " (in-process)", 0)
-                        records.append({**browser_run(page, prompt), "in_process_s": model_s})
+                        client_s = client_run(client, prompt + " (client)", defaults)
+                        records.append({**browser_run(page, prompt), "in_process_s": model_s, "client_s": client_s})
                         records[-1]["ratio"] = records[-1]["final_s"] / model_s
                     median = {k: round(statistics.median(r[k] for r in records), 3) for k in records[0]}
                     print(json.dumps({"browser": {**median, "first_request_s": round(warm["final_s"], 2),

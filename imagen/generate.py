@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         for count in write_images(pipe, settings, prompts, args):
             made = count
     except KeyboardInterrupt:
+        # captions.txt is the truth: the signal may land after it was written and before the count came back.
+        listed = args.out / "captions.txt"
+        made = max(made, len(listed.read_text(encoding="utf-8").splitlines()) if listed.is_file() else 0)
         print(f"\ninterrupted: {made} of {len(prompts)} image(s) are in {args.out}/ and listed in captions.txt. "
               f"Image i uses seed + i: make the rest with their captions and --seed {args.seed + made}.",
               file=sys.stderr)

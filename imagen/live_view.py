@@ -23,7 +23,7 @@ from .images import heat_overlay, to_pil
 from .instruments import word_maps
 from .samplers import Step
 
-WEBP_QUALITY = 80  # the SR stage's 256 px frames: ~40 KB each as WebP, ~200 KB as PNG when noisy
+WEBP_QUALITY = 60  # the SR stage's 256 px frames: ~30 KB each as WebP when noisy, ~200 KB as PNG
 VIEW_SIZE = 256  # CSS pixels each image is shown at, whatever its own size
 PLOT_W, PLOT_H, PAD, TOP = 240, 110, 22, 16  # the schedule plot, in SVG units
 STAGE_TITLES = {"base": "base stage, 64 px", "sr": "super-resolution, 256 px"}

@@ -87,7 +87,7 @@ def test_frame_pacer_sends_every_step_while_sending_is_cheap_and_skips_when_it_i
 def test_page_handler_streams_every_step_then_keeps_the_frames_for_replay(tiny_checkpoint):
     backend = demo.ImagenDemo(tiny_checkpoint, device="cpu")
     updates = list(backend.generate_live("red apple", 4.0, 3, 5, False, 2, "ddpm", True))
-    live, finals, timeline, status, seed, replay, state = updates[-1]
+    live, finals, timeline, status, seed, replay, state, _ = updates[-1]
     streamed = [u[0] for u in updates[1:-1]]
     assert [re.search(r'data-step="([^"]+)"', v).group(1) for v in streamed] == \
         ["base 1/3", "base 2/3", "base 3/3", "sr 1/2", "sr 2/2"]

@@ -30,6 +30,7 @@ from .demo_frames import (  # noqa: F401  (Timeline, FrameLimiter: the API's fra
     TIMELINE_STEPS,
     FrameLimiter,
     FramePacer,
+    RunRecord,
     Timeline,
     describe_step,
     display,
@@ -50,7 +51,7 @@ from .demo_inputs import (  # noqa: F401  (MAX_SEED and Limits are part of this 
     user_error,
     whole_number,
 )
-from .images import grid, to_pil
+from .images import grid
 from .instruments import words
 from .live_view import Frame, SamplerColumn, finals_html, live_html, samplers_html, timeline_html
 from .samplers import SAMPLERS, Step
@@ -209,22 +210,15 @@ class ImagenDemo:
         yield (live_html(None, [], curves, "Encoding the prompt…"), "", "", status, req.seed,
                gr.update(visible=False), None, chips)
 
-        start = time.perf_counter()
-        first_frame, frames = None, []
-        finals: dict[str, Image.Image] = {}
-        stage_times: dict[str, float] = {}
-        pacer = FramePacer()
+        run, frames, pacer = RunRecord(), [], FramePacer()
         for step in req.steps(attention=attention, guidance_parts=guidance_parts):
             sigma = req.pipe.noise_level(step.stage, step.timestep)
             # Every step is encoded, sent or not: the replay shows them all.
             frames.append(Frame.of(step, sigma, spans, req.settings.guidance_scale))
-            if step.is_last:
-                finals[step.stage] = to_pil(step.x_prev[:1])[0]
-                stage_times[step.stage] = time.perf_counter() - start
+            run.saw(step)
             if not pacer.ready(step):
                 continue
-            elapsed = time.perf_counter() - start
-            first_frame = elapsed if first_frame is None else first_frame
+            elapsed = run.sending()
             # The frame's own caption tells the step; the status sentence (Markdown, which the browser
             # renders slowly) changes only when a stage begins.
             status = req.notice + describe_step(step, sigma, elapsed) if step.index == 0 else gr.skip()
@@ -233,11 +227,10 @@ class ImagenDemo:
                    gr.skip(), gr.skip())
             pacer.sent(yielded_at)
 
-        total = time.perf_counter() - start
-        status = req.notice + done_sentence(total, stage_times, first_frame, req.seed)
+        status = req.notice + run.done(req.seed)
         replay = gr.update(visible=True, minimum=1, maximum=len(frames), value=len(frames), step=1,
                            interactive=True)
-        yield (live_html(frames[-1], frames, curves), finals_html(finals["base"], finals.get("sr"), req.seed),
+        yield (live_html(frames[-1], frames, curves), finals_html(run.finals["base"], run.finals.get("sr"), req.seed),
                timeline_html(frames, TIMELINE_STEPS), status, req.seed, replay,
                {"frames": frames, "curves": curves}, gr.skip())
 
@@ -284,28 +277,20 @@ class ImagenDemo:
         req = self.request(prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr)
         yield None, None, None, None, None, f"{req.notice}Encoding the prompt… (seed {req.seed})", req.seed
 
-        start = time.perf_counter()
-        first_frame = None
-        finals: dict[str, Image.Image] = {}
-        stage_times: dict[str, float] = {}
-        timeline, limiter = Timeline(), FrameLimiter()
+        run, timeline, limiter = RunRecord(), Timeline(), FrameLimiter()
         for step in req.steps():
             timeline.add(step)
-            if step.is_last:
-                finals[step.stage] = to_pil(step.x_prev[:1])[0]
-                stage_times[step.stage] = time.perf_counter() - start
+            run.saw(step)
             if not limiter.ready(step):
                 continue
-            elapsed = time.perf_counter() - start
-            first_frame = elapsed if first_frame is None else first_frame
-            status = req.notice + describe_step(step, req.pipe.noise_level(step.stage, step.timestep), elapsed)
+            status = req.notice + describe_step(step, req.pipe.noise_level(step.stage, step.timestep), run.sending())
             # gr.skip() leaves an output as it is: the 64 px image is sent once, when its stage ends.
-            image_64 = finals["base"] if step.stage == "base" and step.is_last else gr.skip()
+            image_64 = run.finals["base"] if step.stage == "base" and step.is_last else gr.skip()
             yield fresh((display(step.x_t), display(step.x0_pred), image_64, gr.skip(), gr.skip(), status, req.seed))
 
-        status = req.notice + done_sentence(time.perf_counter() - start, stage_times, first_frame, req.seed)
         x_t, x0 = timeline.items[-2][0], timeline.items[-1][0]
-        yield fresh((x_t, x0, finals["base"], finals.get("sr"), timeline.items, status, req.seed))
+        yield fresh((x_t, x0, run.finals["base"], run.finals.get("sr"), timeline.items, req.notice + run.done(req.seed),
+                     req.seed))
 
     def sweep(self, prompt: str, steps: float, seed: float, randomize_seed: bool,
               sampler: str) -> Iterator[tuple[Image.Image | None, str, int]]:

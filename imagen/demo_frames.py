@@ -134,3 +134,28 @@ class FramePacer:
         """Call when the generator resumes after yielding at `yielded_at`."""
         self.resumed = time.perf_counter()
         self.send_cost = self.resumed - yielded_at
+
+
+class RunRecord:
+    """What a handler tells at the end of a run: each stage's final image and when it finished, and
+    when the first frame went out."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.finals: dict[str, Image.Image] = {}
+        self.stage_times: dict[str, float] = {}
+        self.first_frame: float | None = None
+
+    def saw(self, step: Step) -> None:
+        if step.is_last:
+            self.finals[step.stage] = to_pil(step.x_prev[:1])[0]
+            self.stage_times[step.stage] = time.perf_counter() - self.start
+
+    def sending(self) -> float:
+        """Seconds since the start, noted as the first frame's time if it is the first."""
+        elapsed = time.perf_counter() - self.start
+        self.first_frame = elapsed if self.first_frame is None else self.first_frame
+        return elapsed
+
+    def done(self, seed: int) -> str:
+        return done_sentence(time.perf_counter() - self.start, self.stage_times, self.first_frame, seed)

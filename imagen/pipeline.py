@@ -300,6 +300,8 @@ def save_pipeline(path: str | os.PathLike, config: PipelineConfig, base_unet: UN
                 unet = unet.half()
             unet.save_pretrained(tmp / name, safe_serialization=True,
                                  max_shard_size=f"{max_shard_mb}MB" if max_shard_mb else "10GB")
+        for written in tmp.rglob("*"):  # diffusers writes some files private (0600): make them shareable
+            written.chmod(0o755 if written.is_dir() else 0o644)
         # Keep anything else in an existing folder (a model card, sample images).
         if path.is_dir():
             for extra in path.iterdir():

@@ -6,12 +6,15 @@
     python -m imagen.evaluate --sr --sr-guidance 1 4 --sr-noise-level 0 50 100   # also score the 256 px stage
     python -m imagen.evaluate --baselines-only                              # ceiling and floor; no checkpoint
 
-R-precision: the share of generated images whose caption outscores 99 random captions under a small
-image encoder trained on the dataset's real images (AttnGAN's metric). Fréchet distance: between the
-encoder's features of the generated images and of its training images. Both are read against the
-real images of the same captions (the ceiling) and noise (the floor). The captions come from images
-held out of the encoder's training, not of the diffusion model's. Each sweep varies one setting
-around the checkpoint's defaults; image i uses seed + i at every setting.
+R-precision: the share of generated images whose caption outscores 99 distractor captions under a
+small image encoder trained on the dataset's real images (AttnGAN's metric), with two pools of
+distractors: 99 random captions, and the 99 captions whose real images are nearest in mean ink colour
+and ink coverage (colour-matched: only shape can decide). Fréchet distance: between the encoder's
+features of the generated images and of its training images. Every number is read against the real
+images of the same captions (the ceiling) and two floors: noise, and colour blobs (a disc of each
+real image's mean ink colour over its ink area: what colour alone scores). There is one caption per
+concept (skin-tone variants count once). Each sweep varies one setting around the checkpoint's
+defaults; image i uses seed + i at every setting.
 
 Writes OUT/results.json, OUT/guidance_sweep.png, OUT/steps_sweep.png (with several step counts),
 OUT/samples.png (top row: the real images) and, with --sr, OUT/sr_samples.png.

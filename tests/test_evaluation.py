@@ -170,7 +170,8 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     assert results["num_captions"] == 4
-    for row in [results["real"], results["blob"], results["noise"], *results["base"], *results["sr"]]:
+    for row in [results["real"], results["blob"], results["noise"], *results["base"], *results["sr"],
+                results["sr_of_real"]]:
         assert {"r_precision", "r_precision_se", "r_precision_colour", "frechet_distance"} <= row.keys()
         assert 0 <= row["r_precision"] <= 1 and 0 <= row["r_precision_colour"] <= 1
         assert row["frechet_distance"] >= -1e-6
@@ -183,7 +184,7 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
     for name in ("guidance_sweep.png", "steps_sweep.png", "samples.png", "sr_samples.png"):
         assert Image.open(out / name).size[0] > 100
     printed = capsys.readouterr().out
-    assert "real images (ceiling)" in printed and "colour blobs (floor)" in printed
+    assert "real images (ceiling)" in printed and "colour blobs (floor)" in printed and "SR ceiling" in printed
     assert json.loads(printed.strip().splitlines()[-1]) == results
 
 

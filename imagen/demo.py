@@ -34,7 +34,6 @@ from .demo_frames import (  # noqa: F401  (Timeline, FrameLimiter: the API's fra
     Timeline,
     describe_step,
     display,
-    done_sentence,
     fresh,
     schedule_curve,
 )

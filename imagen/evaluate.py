@@ -15,8 +15,8 @@ images of the same captions (the ceiling) and two floors: noise, and colour blob
 real image's mean ink colour over its ink area: what colour alone scores). There is one caption per
 concept (skin-tone variants count once). With --sr, the SR stage at its defaults is also run on the
 real 64 px images: its own ceiling, which the scoring path (256 px downsampled to 64) does not
-lower. Each sweep varies one setting around the checkpoint's
-defaults; image i uses seed + i at every setting.
+lower. Each sweep varies one setting around the checkpoint's defaults; image i uses seed + i at
+every setting.
 
 Writes OUT/results.json, OUT/guidance_sweep.png, OUT/steps_sweep.png (with several step counts),
 OUT/samples.png (top row: the real images) and, with --sr, OUT/sr_samples.png.
@@ -31,6 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from .data import PreparedDataset, load_dataset
@@ -156,17 +157,20 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
                     "bicubic_of_generated_64": round(sharpness(upscaled), 5)}
                 # the SR stage's own ceiling: its centre setting on the real 64 px images (the 256 -> 64
                 # scoring path alone keeps real images' scores, so what this loses, the SR stage loses)
+                def score_256(images: torch.Tensor) -> dict[str, float]:
+                    return scorer.score(sweep.bicubic(images, 64))  # the judge sees 64 px
+
                 bar.set_postfix(sr_input="real 64 px")
                 of_real, _ = sweep.super_resolve(pipe, real_64, prompts, sr_centre, args.seed, args.batch_size,
                                                  bar.update)
-                results |= {"sr_centre": sr_centre, "sr_of_real": scorer.score(sweep.bicubic(of_real, 64)), "sr": []}
+                results |= {"sr_centre": sr_centre, "sr_of_real": score_256(of_real), "sr": []}
                 for s in sr_settings:
                     bar.set_postfix(sr_steps=s["sr_steps"], sr_guidance=s["sr_guidance_scale"],
                                     sr_noise_level=s["sr_noise_level"])
                     images, seconds = sweep.super_resolve(pipe, centre_images, prompts, s, args.seed,
                                                           args.batch_size, bar.update)
                     results["sr"].append({**s,
-                                          **scorer.score(sweep.bicubic(images, 64)),
+                                          **score_256(images),
                                           "sharpness": round(sharpness(images), 5),
                                           "seconds_per_image": round(seconds, 3)})
                     if s == sr_centre:

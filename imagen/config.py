@@ -58,6 +58,7 @@ class Settings:
     sr_steps: int = 20
     sr_guidance_scale: float = 1.0  # 1 = no guidance: half the SR stage's cost
     sr_noise_level: int = 100  # augmentation timestep of the low-res input at sampling time
+    sr_consistency: bool = False  # keep the 64 px input's low band exactly (consistency.py)
     threshold: float = 0.95  # dynamic-thresholding percentile
 
     def validate(self, sr_timesteps: int = 1000) -> Settings:
@@ -71,8 +72,9 @@ class Settings:
             n = getattr(self, name)
             if not _is_int(n) or not 1 <= n <= MAX_STEPS:
                 raise ValueError(f"{name} must be a whole number between 1 and {MAX_STEPS}, got {n!r}")
-        if not isinstance(self.sr, bool):
-            raise ValueError(f"sr must be true or false, got {self.sr!r}")
+        for name in ("sr", "sr_consistency"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {SAMPLERS}")
         if not _is_int(self.sr_noise_level) or not 0 <= self.sr_noise_level < sr_timesteps:

@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sr-guidance", type=float, nargs="+", help="SR guidance scales to sweep, with --sr")
     p.add_argument("--sr-noise-level", type=int, nargs="+",
                    help="SR augmentation noise levels (timesteps) to sweep, with --sr")
+    p.add_argument("--sr-consistency", choices=("on", "off"), nargs="+",
+                   help="SR low-frequency consistency to sweep, with --sr (default: the checkpoint's)")
     p.add_argument("--baselines-only", action="store_true", help="score only the real images and noise")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default: 0)")
     p.add_argument("--batch-size", type=int, default=16, help="images denoised together (default: 16)")
@@ -126,8 +128,9 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
     out.mkdir(parents=True, exist_ok=True)
     if pipe is not None:
         centre, settings = sweep.base_settings(pipe.defaults, args.guidance, args.steps, args.sampler)
+        consistency = [v == "on" for v in args.sr_consistency] if args.sr_consistency else None
         sr_centre, sr_settings = sweep.sr_settings(pipe.defaults, args.sr_steps, args.sr_guidance,
-                                                   args.sr_noise_level)
+                                                   args.sr_noise_level, consistency)
         sr_settings = sr_settings if args.sr else []
         batches = -(-len(prompts) // args.batch_size)
         total = batches * (sum(s["steps"] for s in settings) + sum(s["sr_steps"] for s in sr_settings)
@@ -212,7 +215,8 @@ def format_table(results: dict) -> str:
                   f"bicubic of generated 64 px {ref['bicubic_of_generated_64']:.4f}",
                   line("SR of the real 64 px (SR ceiling)", results["sr_of_real"])]
         for r in results["sr"]:
-            name = f"SR w={r['sr_guidance_scale']:g}, {r['sr_steps']} steps, aug {r['sr_noise_level']}"
+            name = (f"SR w={r['sr_guidance_scale']:g}, {r['sr_steps']} steps, aug {r['sr_noise_level']}"
+                    + (", consistent" if r.get("sr_consistency") else ""))
             lines.append(line(name, r,
                               f"sharpness {r['sharpness']:.4f}, {r['seconds_per_image']:.2f} s/image"))
     return "\n".join(lines)
@@ -223,8 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.num_captions < 2 or args.batch_size < 1:
             raise ValueError("--num-captions must be at least 2 and --batch-size at least 1")
-        if (args.sr_steps or args.sr_guidance or args.sr_noise_level) and not args.sr:
-            raise ValueError("--sr-steps, --sr-guidance and --sr-noise-level sweep the SR stage: add --sr")
+        if (args.sr_steps or args.sr_guidance or args.sr_noise_level or args.sr_consistency) and not args.sr:
+            raise ValueError("--sr-steps, --sr-guidance, --sr-noise-level and --sr-consistency sweep the SR stage: "
+                             "add --sr")
         pipe, text_encoder = load_models(args)
         ds = load_dataset(args.data, args.cache_dir)
         out = args.out or Path("eval") / "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(args.data).name)

@@ -17,12 +17,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from diffusers import UNet2DConditionModel
 
 from .config import CONFIG_NAME, CheckpointError, PipelineConfig, Settings
+from .consistency import project
 from .device import autocast, resolve_device, resolve_dtype
 from .diffusion import alpha_bars, classifier_free_guidance, make_betas, noise_augment, upsample
 from .images import to_pil
@@ -224,9 +226,10 @@ class ImagenPipeline:
         low_res = noise_augment(upsample(x_64.clamp(-1, 1), 256), aug_t, self._alpha_bar["sr"], generators)
         x_T = initial_noise((batch, 3, 256, 256), generators, self.device)
         denoiser = self._denoiser(self.sr_unet, text, uncond, s.sr_guidance_scale, low_res, aug_t)
+        y = x_64.clamp(-1, 1).float()  # the clean input, not the noise-augmented one
         yield from sample_loop(denoiser, x_T, make_scheduler(s.sampler, self._betas["sr"]), s.sr_steps,
                                self._alpha_bar["sr"], self.config.sr.prediction_type, "sr", s.threshold,
-                               generators)
+                               generators, constrain=partial(project, y=y) if s.sr_consistency else None)
 
     def __call__(self, prompts: str | list[str], seed: int = 0, **overrides: object) -> CascadeOutput:
         """Blocking generation: drain `generate` and return PIL images."""

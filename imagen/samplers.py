@@ -75,8 +75,12 @@ def sample_loop(
     stage: str,
     threshold: float = 0.95,
     generator: Generators = None,
+    constrain: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[Step]:
-    """Denoise x_T (B, C, H, W) in `steps` steps, yielding a `Step` after each."""
+    """Denoise x_T (B, C, H, W) in `steps` steps, yielding a `Step` after each.
+
+    `constrain` maps every predicted x0 before the scheduler sees it (the SR stage's low-frequency
+    consistency, `consistency.project`)."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     scheduler.set_timesteps(steps, device=x_T.device)
@@ -86,6 +90,8 @@ def sample_loop(
         t_batch = t.expand(x_t.shape[0]).to(x_t.device)
         model_out = denoiser(x_t, t_batch).float()
         x0_pred = dynamic_threshold(predict_x0(x_t, t_batch, model_out, alpha_bar, prediction_type), threshold)
+        if constrain is not None:
+            x0_pred = constrain(x0_pred)
         x_prev = scheduler.step(x0_pred, t, x_t, **kwargs).prev_sample
         yield Step(stage, i, len(scheduler.timesteps), int(t), x_t, x0_pred, x_prev)
         x_t = x_prev

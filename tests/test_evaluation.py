@@ -165,7 +165,8 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
     out = tmp_path / "eval"
     rc = main(["--checkpoint", str(tiny_checkpoint), "--data", str(folder), "--cache-dir", str(tmp_path / "cache"),
                "--num-captions", "4", "--guidance", "1", "3", "--steps", "2", "3", "--sampler", "ddim", "dpm++",
-               "--sr", "--sr-steps", "2", "--sr-noise-level", "0", "100", "--batch-size", "3", "--device", "cpu",
+               "--sr", "--sr-steps", "2", "--sr-noise-level", "0", "100", "--sr-consistency", "on", "off",
+               "--batch-size", "3", "--device", "cpu",
                "--dtype", "float32", "--out", str(out)])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
@@ -179,7 +180,10 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
     assert results["centre"] == {"guidance_scale": 3.0, "steps": 3, "sampler": "dpm++"}
     assert len(results["base"]) == 5  # w=1 and 3 at the centre; 2 and 3 steps per sampler at w=3
     assert {"sharpness", "sr_steps", "sr_guidance_scale", "sr_noise_level"} <= results["sr"][0].keys()
-    assert sorted(r["sr_noise_level"] for r in results["sr"]) == [0, 100]  # the default and the one asked for
+    assert {"sharpness", "sr_consistency"} <= results["sr"][0].keys()
+    # the centre (noise level 100, consistency off: the tiny checkpoint's defaults), then each sweep's others
+    assert sorted((r["sr_noise_level"], r["sr_consistency"]) for r in results["sr"]) == [
+        (0, False), (100, False), (100, True)]
     assert {"real_256", "bicubic_of_real_64", "bicubic_of_generated_64"} <= results["sharpness_reference"].keys()
     for name in ("guidance_sweep.png", "steps_sweep.png", "samples.png", "sr_samples.png"):
         assert Image.open(out / name).size[0] > 100

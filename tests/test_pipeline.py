@@ -96,6 +96,7 @@ def test_bfloat16_runs(text_encoder):
     ({"steps": 0}, "steps"), ({"sr_steps": 1001}, "sr_steps"), ({"sampler": "euler"}, "sampler"),
     ({"guidance_scale": -1}, "guidance_scale"), ({"guidance_scale": float("nan")}, "guidance_scale"),
     ({"threshold": 1.5}, "threshold"), ({"colour": "red"}, "unknown setting"),
+    ({"sr_consistency": "yes"}, "sr_consistency"),
 ])
 def test_bad_settings_are_clear_errors(tiny_pipeline, overrides, match):
     with pytest.raises(ValueError, match=match):

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from imagen.consistency import downsample
 from imagen.evaluation.metrics import sharpness
 from imagen.evaluation.sweep import bicubic
 from imagen.images import from_uint8
@@ -67,6 +68,18 @@ def test_sr_stage_is_sharper_than_a_bicubic_upscale(shipped):
     assert sharpness(large) > 1.2 * sharpness(bicubic(small, 256))
     # and it keeps the picture: downsampled, the SR output stays close to its 64 px input
     assert (bicubic(large, 64) - small).abs().mean() < 0.15
+
+
+def test_low_frequency_consistency_keeps_the_64_px_image_and_the_sharpness(shipped):
+    prompts = ["red apple, twemoji style", "grinning face, openmoji style"]
+    small = None
+    for step in shipped.generate(prompts, seed=0, sr=False):
+        small = step.x_prev.clamp(-1, 1)
+    large = {on: list(shipped.super_resolve(small, prompts, seed=0, sr_consistency=on))[-1].x_prev.clamp(-1, 1)
+             for on in (False, True)}
+    drift = {on: float((downsample(x, 4) - small).abs().mean()) for on, x in large.items()}
+    assert drift[True] < 0.02 and drift[True] < 0.5 * drift[False]
+    assert sharpness(large[True]) > 1.2 * sharpness(bicubic(small, 256))  # it still adds detail
 
 
 def test_attention_of_the_trained_model_tells_the_words_of_a_two_concept_prompt_apart(shipped):

@@ -43,17 +43,25 @@ def base_settings(defaults: Settings, guidance: list[float] | None, steps: list[
 
 
 def sr_settings(defaults: Settings, steps: list[int] | None, guidance: list[float] | None,
-                noise_levels: list[int] | None = None) -> tuple[dict, list[dict]]:
+                noise_levels: list[int] | None = None,
+                consistency: list[bool] | None = None) -> tuple[dict, list[dict]]:
     """The SR centre, and every SR setting: a guidance sweep at the centre's steps and noise level,
-    a step sweep at its guidance, and a sweep of the augmentation noise level the low-res input
-    is corrupted to (lower keeps more of the 64 px image's content)."""
+    a step sweep at its guidance, a sweep of the augmentation noise level the low-res input
+    is corrupted to (lower keeps more of the 64 px image's content), and low-frequency
+    consistency on and off."""
     n, steps = centre_and_values(defaults.sr_steps, steps)
     w, guidance = centre_and_values(defaults.sr_guidance_scale, guidance)
     a, noise_levels = centre_and_values(defaults.sr_noise_level, noise_levels)
-    settings = [{"sr_steps": n, "sr_guidance_scale": g, "sr_noise_level": a} for g in guidance]
-    settings += [{"sr_steps": k, "sr_guidance_scale": w, "sr_noise_level": a} for k in steps]
-    settings += [{"sr_steps": n, "sr_guidance_scale": w, "sr_noise_level": level} for level in noise_levels]
-    return {"sr_steps": n, "sr_guidance_scale": w, "sr_noise_level": a}, _distinct(settings)
+    c, consistency = centre_and_values(defaults.sr_consistency, consistency)
+
+    def setting(n: int, w: float, a: int, c: bool) -> dict:
+        return {"sr_steps": n, "sr_guidance_scale": w, "sr_noise_level": a, "sr_consistency": c}
+
+    settings = [setting(n, g, a, c) for g in guidance]
+    settings += [setting(k, w, a, c) for k in steps]
+    settings += [setting(n, w, level, c) for level in noise_levels]
+    settings += [setting(n, w, a, on) for on in consistency]
+    return setting(n, w, a, c), _distinct(settings)
 
 
 def _distinct(settings: list[dict]) -> list[dict]:

@@ -295,8 +295,9 @@ def test_guidance_sweep_is_a_labelled_grid_at_one_seed(client):
     grid_path, status, seed = client.predict("cat face", 3, 5, False, "dpm++", api_name="/sweep")
     sheet = pixels(grid_path)
     assert seed == 5 and "done" in status
-    tiles = [sheet[:128, k * 128:(k + 1) * 128] for k in range(5)]  # w = 1, 2, 4, 6, 8
-    assert sheet.shape[1] == 5 * 128 and sheet.shape[0] > 128  # a caption row under the tiles
+    n = len(demo.SWEEP_SCALES)
+    tiles = [sheet[:128, k * 128:(k + 1) * 128] for k in range(n)]  # w = 1 ... 8
+    assert sheet.shape[1] == n * 128 and sheet.shape[0] > 128  # a caption row under the tiles
     assert not np.array_equal(tiles[0], tiles[-1])  # the guidance scale changes the image
 
 

@@ -29,7 +29,7 @@ def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
 def project(x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """x0 (B, C, H, W) with its low band moved onto y's (B, C, H/f, W/f), so downsample(result) ~= y."""
     factor = x0.shape[-1] // y.shape[-1]
-    if factor < 1 or x0.shape[-1] != factor * y.shape[-1] or x0.shape[-2] != factor * y.shape[-2]:
+    if x0.shape[-1] != factor * y.shape[-1] or x0.shape[-2] != factor * y.shape[-2]:
         raise ValueError(f"cannot project a {tuple(x0.shape[-2:])} image onto a {tuple(y.shape[-2:])} one")
     residual = y.to(x0.dtype) - downsample(x0, factor)
     return x0 + F.interpolate(residual, scale_factor=factor, mode="bicubic", align_corners=False)

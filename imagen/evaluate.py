@@ -168,8 +168,7 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
                                                  bar.update)
                 results |= {"sr_centre": sr_centre, "sr_of_real": score_256(of_real), "sr": []}
                 for s in sr_settings:
-                    bar.set_postfix(sr_steps=s["sr_steps"], sr_guidance=s["sr_guidance_scale"],
-                                    sr_noise_level=s["sr_noise_level"])
+                    bar.set_postfix(s)  # every SR setting, consistency included
                     images, seconds = sweep.super_resolve(pipe, centre_images, prompts, s, args.seed,
                                                           args.batch_size, bar.update)
                     results["sr"].append({**s,

@@ -223,13 +223,15 @@ class ImagenPipeline:
         """Upsample, corrupt to a known noise level (noise conditioning augmentation), denoise at 256 px."""
         batch = x_64.shape[0]
         aug_t = torch.full((batch,), s.sr_noise_level, device=self.device, dtype=torch.long)
-        low_res = noise_augment(upsample(x_64.clamp(-1, 1), 256), aug_t, self._alpha_bar["sr"], generators)
+        clean = x_64.clamp(-1, 1)
+        low_res = noise_augment(upsample(clean, 256), aug_t, self._alpha_bar["sr"], generators)
         x_T = initial_noise((batch, 3, 256, 256), generators, self.device)
         denoiser = self._denoiser(self.sr_unet, text, uncond, s.sr_guidance_scale, low_res, aug_t)
-        y = x_64.clamp(-1, 1).float()  # the clean input, not the noise-augmented one
+        # consistency holds x0 to the clean input, not the noise-augmented one
+        constrain = partial(project, y=clean.float()) if s.sr_consistency else None
         yield from sample_loop(denoiser, x_T, make_scheduler(s.sampler, self._betas["sr"]), s.sr_steps,
                                self._alpha_bar["sr"], self.config.sr.prediction_type, "sr", s.threshold,
-                               generators, constrain=partial(project, y=y) if s.sr_consistency else None)
+                               generators, constrain=constrain)
 
     def __call__(self, prompts: str | list[str], seed: int = 0, **overrides: object) -> CascadeOutput:
         """Blocking generation: drain `generate` and return PIL images."""

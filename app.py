@@ -64,6 +64,11 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
                                       info="dpm++ and ddim are deterministic; ddpm adds fresh noise each step.")
                 sr = gr.Checkbox(value=DEFAULTS.sr and backend.has_sr, label="Super-resolution stage (64 → 256 px)",
                                  interactive=backend.has_sr)
+                sr_consistency = gr.Checkbox(value=DEFAULTS.sr_consistency, interactive=backend.has_sr,
+                                             label="Keep the 64 px image's colours at 256 px (SR consistency)",
+                                             elem_id="sr-consistency",
+                                             info="Corrects every SR step so each 4×4 block keeps the colour of "
+                                                  "its 64 px pixel. Untick it to see the colours drift.")
             with gr.Accordion("Inside the model", open=False, elem_id="instruments"):
                 attention = gr.Checkbox(value=False, label="Cross-attention map of each word", elem_id="attention",
                                         info=logic.ATTENTION_COST)
@@ -102,7 +107,7 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
         api_timeline = gr.Gallery()
         api_trigger = gr.Button()
 
-    settings = [prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr]
+    settings = [prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr, sr_consistency]
     # One queue slot for every generation: a CPU has no room for two at once. Inputs arrive raw
     # (preprocess=False): the handlers check each by name, with its range, and say which is wrong.
     gr.on([generate_button.click, prompt.submit], backend.generate_live, inputs=settings + [attention, guidance_parts],

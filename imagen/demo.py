@@ -155,7 +155,8 @@ class Request:
     def steps(self, **instruments: bool) -> Iterator[Step]:
         s = self.settings
         return self.pipe.generate(self.prompt, seed=self.seed, guidance_scale=s.guidance_scale, steps=s.steps,
-                                  sampler=s.sampler, sr=s.sr, sr_steps=s.sr_steps, **instruments)
+                                  sampler=s.sampler, sr=s.sr, sr_steps=s.sr_steps,
+                                  sr_consistency=s.sr_consistency, **instruments)
 
 
 class ImagenDemo:
@@ -170,8 +171,9 @@ class ImagenDemo:
         self.limits = Limits.around(self.defaults)
 
     def request(self, prompt: object, guidance_scale: object, steps: object, seed: object, randomize_seed: object,
-                sr_steps: object, sampler: object, sr: object) -> Request:
-        """Check every argument by name, load the pipeline (once) and check the settings against it."""
+                sr_steps: object, sampler: object, sr: object, sr_consistency: object = None) -> Request:
+        """Check every argument by name, load the pipeline (once) and check the settings against it.
+        `sr_consistency` None keeps the checkpoint's default."""
         lim = self.limits
         prompt, cut = check_prompt(prompt)
         guidance_scale = number("guidance_scale", guidance_scale, 0, lim.max_guidance)
@@ -180,24 +182,25 @@ class ImagenDemo:
         sr_steps = whole_number("sr_steps", sr_steps, 1, lim.max_sr_steps)
         sampler = choice("sampler", sampler, SAMPLERS)
         sr = flag("sr", sr)
+        consistency = {} if sr_consistency is None else {"sr_consistency": flag("sr_consistency", sr_consistency)}
         pipe = self.pipeline.get()
         settings = checked_settings(pipe, guidance_scale=guidance_scale, steps=steps, sampler=sampler, sr=sr,
-                                    sr_steps=sr_steps)
+                                    sr_steps=sr_steps, **consistency)
         notice = truncation_notice(pipe, prompt, cut)
         if notice:
             gr.Warning(notice)
         return Request(pipe, prompt, seed, settings, notice)
 
     def generate_live(self, prompt: str, guidance_scale: float, steps: float, seed: float, randomize_seed: bool,
-                      sr_steps: float, sampler: str, sr: bool, attention: bool = False,
-                      guidance_parts: bool = False) -> Iterator[tuple]:
+                      sr_steps: float, sampler: str, sr: bool, sr_consistency: bool | None = None,
+                      attention: bool = False, guidance_parts: bool = False) -> Iterator[tuple]:
         """The page's handler: every step as an inline frame (x_t, x0 and the schedule plot), then the
         final images, the timeline and the replay slider, all inline HTML: no file is written.
         `attention` adds each word's cross-attention map to the base stage's frames, `guidance_parts`
         the caption-free and captioned predictions that guidance mixes.
 
         Yields (live, finals, timeline, status, seed used, replay slider, replay state, word chips)."""
-        req = self.request(prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr)
+        req = self.request(prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr, sr_consistency)
         attention, guidance_parts = flag("attention", attention), flag("guidance_parts", guidance_parts)
         stages = ["base", "sr"] if req.settings.sr else ["base"]
         curves = {stage: schedule_curve(req.pipe, stage) for stage in stages}
@@ -268,12 +271,13 @@ class ImagenDemo:
         return live_html(frames[k - 1], frames, state["curves"], "Replay: drag the slider to step through the run.")
 
     def generate(self, prompt: str, guidance_scale: float, steps: float, seed: float, randomize_seed: bool,
-                 sr_steps: float, sampler: str, sr: bool) -> Iterator[GenerateOutputs]:
+                 sr_steps: float, sampler: str, sr: bool,
+                 sr_consistency: bool | None = None) -> Iterator[GenerateOutputs]:
         """The /generate API: stream every denoising step as images, then the final 64 px and 256 px
         images and the timeline.
 
         Yields (x_t, x0_pred, image_64, image_256, timeline, status, seed used)."""
-        req = self.request(prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr)
+        req = self.request(prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr, sr_consistency)
         yield None, None, None, None, None, f"{req.notice}Encoding the prompt… (seed {req.seed})", req.seed
 
         run, timeline, limiter = RunRecord(), Timeline(), FrameLimiter()

@@ -241,7 +241,7 @@ def call_raw(server: Server, body: str, api: str = "generate") -> str:
     (3, "1" + "0" * 400, GENERATE_RANGES["seed"] + "1" + "0" * 56 + "..."),  # quoted, cut short
 ])
 def test_raw_json_nan_and_infinity_are_refused_by_name(server, field, value, message):
-    data = ['"red apple"', "4.0", "3", "0", "false", "2", '"dpm++"', "true"]
+    data = ['"red apple"', "4.0", "3", "0", "false", "2", '"dpm++"', "true", "true"]
     data[field] = value
     answer = call_raw(server, '{"data": [' + ", ".join(data) + "]}")
     assert "event: error" in answer and json.dumps(message)[1:-1] in answer, answer
@@ -252,7 +252,7 @@ def test_refusals_are_logged_without_a_traceback(server, client):
     for bad in ({"steps": 0}, {"sr": "false"}, {"sampler": "euler"}, {"prompt": ""}, {"seed": 2.5}):
         with pytest.raises(AppError):
             generate(client, **bad)
-    call_raw(server, '{"data": ["red apple", 4.0, NaN, 0, false, 2, "dpm++", true]}')
+    call_raw(server, '{"data": ["red apple", 4.0, NaN, 0, false, 2, "dpm++", true, true]}')
     assert generate(client)["image_256"] is not None  # and it keeps serving
     logged = server.log.read_text()[len(before):]
     assert "Traceback" not in logged and "Error" not in logged, logged[-3000:]

@@ -104,7 +104,8 @@ def test_page_handler_streams_every_step_then_keeps_the_frames_for_replay(tiny_c
 
 def test_frames_carry_each_words_map_and_the_guidance_parts_when_asked(tiny_checkpoint):
     backend = demo.ImagenDemo(tiny_checkpoint, device="cpu")
-    updates = list(backend.generate_live("red apple", 4.0, 3, 5, False, 2, "ddpm", True, True, True))
+    updates = list(backend.generate_live("red apple", 4.0, 3, 5, False, 2, "ddpm", True, attention=True,
+                                           guidance_parts=True))
     chips = updates[0][7]
     assert chips["visible"] and chips["choices"] == [("red", "0"), ("apple", "1"), ("all words", "all")]
     base, sr = updates[1][0], updates[-2][0]

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,10 +153,7 @@ class Request:
     notice: str  # a truncation notice, or ""
 
     def steps(self, **instruments: bool) -> Iterator[Step]:
-        s = self.settings
-        return self.pipe.generate(self.prompt, seed=self.seed, guidance_scale=s.guidance_scale, steps=s.steps,
-                                  sampler=s.sampler, sr=s.sr, sr_steps=s.sr_steps,
-                                  sr_consistency=s.sr_consistency, **instruments)
+        return self.pipe.generate(self.prompt, seed=self.seed, **asdict(self.settings), **instruments)
 
 
 class ImagenDemo:
@@ -182,10 +179,11 @@ class ImagenDemo:
         sr_steps = whole_number("sr_steps", sr_steps, 1, lim.max_sr_steps)
         sampler = choice("sampler", sampler, SAMPLERS)
         sr = flag("sr", sr)
-        consistency = {} if sr_consistency is None else {"sr_consistency": flag("sr_consistency", sr_consistency)}
+        if sr_consistency is not None:  # None: Settings.with_overrides keeps the checkpoint's default
+            sr_consistency = flag("sr_consistency", sr_consistency)
         pipe = self.pipeline.get()
         settings = checked_settings(pipe, guidance_scale=guidance_scale, steps=steps, sampler=sampler, sr=sr,
-                                    sr_steps=sr_steps, **consistency)
+                                    sr_steps=sr_steps, sr_consistency=sr_consistency)
         notice = truncation_notice(pipe, prompt, cut)
         if notice:
             gr.Warning(notice)

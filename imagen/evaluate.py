@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="guidance scales to sweep (default: 1 2 4 6 8 and the checkpoint's)")
     p.add_argument("--steps", type=int, nargs="+", help="base-stage step counts to sweep (default: the checkpoint's)")
     p.add_argument("--sampler", nargs="+", choices=SAMPLERS, help="samplers to sweep (default: the checkpoint's)")
+    p.add_argument("--threshold", type=float, nargs="+",
+                   help="dynamic-thresholding percentiles to sweep, in (0, 1] (default: the checkpoint's)")
     p.add_argument("--sr", action="store_true",
                    help="also score the 256 px stage: downsampled to 64 px, and its sharpness")
     p.add_argument("--sr-steps", type=int, nargs="+",
@@ -94,7 +96,8 @@ def load_models(args: argparse.Namespace) -> tuple[ImagenPipeline | None, TextEn
     for flag, field, values in (("--guidance", "guidance_scale", args.guidance), ("--steps", "steps", args.steps),
                                 ("--sr-steps", "sr_steps", args.sr_steps),
                                 ("--sr-guidance", "sr_guidance_scale", args.sr_guidance),
-                                ("--sr-noise-level", "sr_noise_level", args.sr_noise_level)):
+                                ("--sr-noise-level", "sr_noise_level", args.sr_noise_level),
+                                ("--threshold", "threshold", args.threshold)):
         for v in values or []:
             try:
                 pipe.settings(**{field: v})
@@ -127,7 +130,8 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
                      "noise": scorer.score(noise_images(len(prompts), args.seed))}
     out.mkdir(parents=True, exist_ok=True)
     if pipe is not None:
-        centre, settings = sweep.base_settings(pipe.defaults, args.guidance, args.steps, args.sampler)
+        centre, settings = sweep.base_settings(pipe.defaults, args.guidance, args.steps, args.sampler,
+                                                    args.threshold)
         consistency = [v == "on" for v in args.sr_consistency] if args.sr_consistency else None
         sr_centre, sr_settings = sweep.sr_settings(pipe.defaults, args.sr_steps, args.sr_guidance,
                                                    args.sr_noise_level, consistency)
@@ -140,11 +144,11 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
             show = slice(0, min(8, len(prompts)))
             rows, grid_rows, centre_images = [], [("real", to_pil(real_64[show]))], None
             for s in settings:
-                bar.set_postfix(guidance=s["guidance_scale"], steps=s["steps"], sampler=s["sampler"])
+                bar.set_postfix(guidance=s["guidance_scale"], steps=s["steps"], sampler=s["sampler"],
+                                threshold=s["threshold"])
                 images, seconds = sweep.generate_64(pipe, prompts, s, args.seed, args.batch_size, bar.update)
                 rows.append({**s, **scorer.score(images), "seconds_per_image": round(seconds, 3)})
-                grid_rows.append((f"w={s['guidance_scale']:g}, {s['steps']} steps, {s['sampler']}",
-                                  to_pil(images[show])))
+                grid_rows.append((base_label(s, centre), to_pil(images[show])))
                 centre_images = images if s == centre else centre_images
             results |= {"defaults": asdict(pipe.defaults), "centre": centre, "base": rows}
             write_figures(rows, centre, results, out)
@@ -186,12 +190,20 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
 
 def write_figures(rows: list[dict], centre: dict, results: dict, out: Path) -> None:
     """The guidance sweep at the centre's steps and sampler; the step sweep per sampler, when there is one."""
+    rows = [r for r in rows if r["threshold"] == centre["threshold"]]  # the threshold sweep is a table row only
     guidance_rows = [r for r in rows if (r["steps"], r["sampler"]) == (centre["steps"], centre["sampler"])]
     plot_sweep(guidance_rows, "guidance_scale", "guidance scale w", results, out / "guidance_sweep.png")
     step_rows = [r for r in rows if r["guidance_scale"] == centre["guidance_scale"]]
     if len({r["steps"] for r in step_rows}) > 1:
         plot_sweep(step_rows, "steps", "base-stage steps", results, out / "steps_sweep.png", group_key="sampler",
                    log_x=True)
+
+
+def base_label(setting: dict, centre: dict) -> str:
+    """"w=3, 15 steps, ddpm", and the thresholding percentile where it is not the centre's."""
+    label = f"w={setting['guidance_scale']:g}, {setting['steps']} steps, {setting['sampler']}"
+    p = setting.get("threshold", centre.get("threshold"))
+    return label if p == centre.get("threshold") else f"{label}, threshold {p:g}"
 
 
 def format_table(results: dict) -> str:
@@ -205,8 +217,7 @@ def format_table(results: dict) -> str:
              line("real images (ceiling)", results["real"]), line("colour blobs (floor)", results["blob"]),
              line("noise (floor)", results["noise"])]
     for r in results.get("base", []):
-        lines.append(line(f"w={r['guidance_scale']:g}, {r['steps']} steps, {r['sampler']}", r,
-                          f"{r['seconds_per_image']:.2f} s/image"))
+        lines.append(line(base_label(r, results["centre"]), r, f"{r['seconds_per_image']:.2f} s/image"))
     if "sr" in results:
         ref = results["sharpness_reference"]
         lines += ["super-resolution, scored downsampled to 64 px; sharpness = RMS gradient at 256 px: "

@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help="denoising steps of the 64 px stage (checkpoint default)")
     p.add_argument("--sr-steps", type=int, help="denoising steps of the 256 px stage (checkpoint default)")
     p.add_argument("--sampler", choices=SAMPLERS, help="checkpoint default")
+    p.add_argument("--threshold", type=float,
+                   help="dynamic-thresholding percentile of abs(x0), in (0, 1] (checkpoint default)")
     p.add_argument("--no-sr", action="store_true", help="stop at 64 px")
     p.add_argument("--attention", action="store_true",
                    help="also write each word's cross-attention map to OUT/attention/ (base stage)")
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         from .pipeline import ImagenPipeline
         pipe = ImagenPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
         settings = pipe.settings(guidance_scale=args.guidance_scale, steps=args.steps, sr_steps=args.sr_steps,
-                                 sampler=args.sampler, sr=False if args.no_sr else None)
+                                 sampler=args.sampler, threshold=args.threshold, sr=False if args.no_sr else None)
     except ValueError as e:  # CheckpointError is a ValueError too
         print(f"error: {e}", file=sys.stderr)
         return 2

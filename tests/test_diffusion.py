@@ -66,6 +66,19 @@ def test_dynamic_threshold_keeps_x0_in_range_and_leaves_in_range_images_alone():
     assert torch.equal(dynamic_threshold(inside, 0.95), inside)
 
 
+def test_a_lower_percentile_keeps_a_white_background_white():
+    # An emoji's x0: 80% white background (+1), a quarter of which the network overshoots, 20% ink.
+    # At the 95th percentile s = 1.3 comes from the background itself, and dividing by it greys
+    # the background; at the 70th, s stays 1 and only the overshoot is clipped.
+    x0 = torch.full((1, 3, 10, 10), 1.0)
+    x0.view(-1)[:60] = -0.4  # ink
+    x0.view(-1)[60:120] = 1.3  # background overshoot
+    white = x0.view(-1)[120:]
+    assert (dynamic_threshold(x0, 0.95).view(-1)[120:] < 0.8).all()
+    assert torch.equal(dynamic_threshold(x0, 0.7).view(-1)[120:], white)
+    assert torch.equal(dynamic_threshold(x0, 0.7).view(-1)[:60], x0.view(-1)[:60])
+
+
 def test_dynamic_threshold_rescales_by_the_percentile():
     x0 = torch.linspace(-1.2, 1.2, 1000).view(1, 1, 1, 1000)
     out = dynamic_threshold(x0, percentile=1.0, max_value=2.0)

@@ -74,3 +74,13 @@ def test_ctrl_c_keeps_the_images_and_captions_txt_lists_only_them(tmp_path, tiny
     assert images == [f"{i:04d}.png" for i in range(len(images))] and len(images) - len(listed) in (0, 1)
     assert f"interrupted: {len(listed)} of 200 image(s)" in stderr and f"--seed {len(listed)}" in stderr
     assert not list(out.rglob(".*.tmp"))  # no half-written file left behind
+
+
+def test_an_out_of_range_threshold_is_refused_before_any_image(tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "out"
+    assert main(["red apple", "--checkpoint", str(tiny_checkpoint), "--threshold", "1.5", "--out", str(out)]) == 2
+    assert "threshold" in capsys.readouterr().err
+    assert not (out / "64").exists()
+    assert main(["red apple", "--checkpoint", str(tiny_checkpoint), "--threshold", "0.7", "--no-sr",
+                 "--steps", "2", "--out", str(out)]) == 0
+    assert (out / "64" / "0000.png").is_file()

@@ -30,16 +30,23 @@ def centre_and_values(default: object, values: list | None) -> tuple[object, lis
 
 
 def base_settings(defaults: Settings, guidance: list[float] | None, steps: list[int] | None,
-                  samplers: list[str] | None) -> tuple[dict, list[dict]]:
+                  samplers: list[str] | None, thresholds: list[float] | None = None) -> tuple[dict, list[dict]]:
     """The centre, and every base-stage setting to generate: the guidance sweep at the centre's steps
-    and sampler, then a step sweep (a quality-per-step curve) for each sampler at the centre's guidance."""
+    and sampler, a step sweep (a quality-per-step curve) for each sampler at the centre's guidance,
+    then a sweep of the dynamic-thresholding percentile at the centre."""
     w, guidance = centre_and_values(defaults.guidance_scale,
                                     guidance or sorted({*DEFAULT_GUIDANCE, defaults.guidance_scale}))
     n, steps = centre_and_values(defaults.steps, steps)
     sampler, samplers = centre_and_values(defaults.sampler, samplers)
-    settings = [{"guidance_scale": g, "steps": n, "sampler": sampler} for g in guidance]
-    settings += [{"guidance_scale": w, "steps": s, "sampler": m} for m in samplers for s in steps]
-    return {"guidance_scale": w, "steps": n, "sampler": sampler}, _distinct(settings)
+    p, thresholds = centre_and_values(defaults.threshold, thresholds)
+
+    def setting(w: float, n: int, sampler: str, p: float) -> dict:
+        return {"guidance_scale": w, "steps": n, "sampler": sampler, "threshold": p}
+
+    settings = [setting(g, n, sampler, p) for g in guidance]
+    settings += [setting(w, s, m, p) for m in samplers for s in steps]
+    settings += [setting(w, n, sampler, q) for q in thresholds]
+    return setting(w, n, sampler, p), _distinct(settings)
 
 
 def sr_settings(defaults: Settings, steps: list[int] | None, guidance: list[float] | None,

@@ -211,9 +211,9 @@ def format_table(results: dict) -> str:
     def line(name: str, r: dict, extra: str = "") -> str:
         r_prec = f"{r['r_precision']:.3f} ± {r['r_precision_se']:.3f}"
         r_col = f"{r['r_precision_colour']:.3f} ± {r['r_precision_colour_se']:.3f}"
-        return f"{name:<34} {r_prec}   {r_col}   {r['frechet_distance']:>10.4g}   {extra}".rstrip()
+        return f"{name:<38} {r_prec}   {r_col}   {r['frechet_distance']:>10.4g}   {extra}".rstrip()
     lines = [f"{results['num_captions']} evaluation captions (one per concept), seed {results['seed']}",
-             f"{'':<34} R-precision     colour-matched  Fréchet dist.",
+             f"{'':<38} R-precision     colour-matched  Fréchet dist.",
              line("real images (ceiling)", results["real"]), line("colour blobs (floor)", results["blob"]),
              line("noise (floor)", results["noise"])]
     for r in results.get("base", []):

@@ -168,12 +168,14 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
                     return scorer.score(sweep.bicubic(images, 64))  # the judge sees 64 px
 
                 bar.set_postfix(sr_input="real 64 px")
-                of_real, _ = sweep.super_resolve(pipe, real_64, prompts, sr_centre, args.seed, args.batch_size,
-                                                 bar.update)
+                # the SR stage thresholds at the percentile of the 64 px images it upsamples
+                at_centre = {"threshold": centre["threshold"]}
+                of_real, _ = sweep.super_resolve(pipe, real_64, prompts, sr_centre | at_centre, args.seed,
+                                                 args.batch_size, bar.update)
                 results |= {"sr_centre": sr_centre, "sr_of_real": score_256(of_real), "sr": []}
                 for s in sr_settings:
                     bar.set_postfix(s)  # every SR setting, consistency included
-                    images, seconds = sweep.super_resolve(pipe, centre_images, prompts, s, args.seed,
+                    images, seconds = sweep.super_resolve(pipe, centre_images, prompts, s | at_centre, args.seed,
                                                           args.batch_size, bar.update)
                     results["sr"].append({**s,
                                           **score_256(images),

@@ -131,7 +131,7 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
     out.mkdir(parents=True, exist_ok=True)
     if pipe is not None:
         centre, settings = sweep.base_settings(pipe.defaults, args.guidance, args.steps, args.sampler,
-                                                    args.threshold)
+                                               args.threshold)
         consistency = [v == "on" for v in args.sr_consistency] if args.sr_consistency else None
         sr_centre, sr_settings = sweep.sr_settings(pipe.defaults, args.sr_steps, args.sr_guidance,
                                                    args.sr_noise_level, consistency)
@@ -204,8 +204,8 @@ def write_figures(rows: list[dict], centre: dict, results: dict, out: Path) -> N
 def base_label(setting: dict, centre: dict) -> str:
     """"w=3, 15 steps, ddpm", and the thresholding percentile where it is not the centre's."""
     label = f"w={setting['guidance_scale']:g}, {setting['steps']} steps, {setting['sampler']}"
-    p = setting.get("threshold", centre.get("threshold"))
-    return label if p == centre.get("threshold") else f"{label}, threshold {p:g}"
+    p = setting["threshold"]
+    return label if p == centre["threshold"] else f"{label}, threshold {p:g}"
 
 
 def format_table(results: dict) -> str:

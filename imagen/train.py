@@ -32,6 +32,7 @@ from .data.balance import concept_weights
 from .data.text_cache import CaptionEmbeddings, cached_text_embeddings
 from .diffusion import alpha_bars, make_betas, noise_augment, q_sample, training_loss, upsample
 from .ema import EMA
+from .growth import load_deepened
 from .images import from_uint8, grid, to_pil
 from .pipeline import ImagenPipeline, load_unet
 from .text_encoder import TextEncoder
@@ -85,16 +86,24 @@ class Batches:
 
 def load_stage_weights(unet: torch.nn.Module, checkpoint: Path, stage: str) -> None:
     """Warm start: copy one stage's weights from a pipeline checkpoint folder into `unet`, which
-    must have the same architecture (the same --preset and text encoder)."""
+    must have the same architecture (the same --preset and text encoder), or the same with more
+    layers at some levels (e.g. cpu -> cpu-deep), which start as the identity (imagen.growth)."""
     if not (checkpoint / stage).is_dir():
         raise ValueError(f"--init-from {checkpoint}: no {stage} stage there ({checkpoint / stage} is missing)")
-    state = load_unet(checkpoint / stage).state_dict()  # a CheckpointError (a ValueError) if damaged
-    own = unet.state_dict()
+    source = load_unet(checkpoint / stage)  # a CheckpointError (a ValueError) if damaged
+    state, own = source.state_dict(), unet.state_dict()
     mismatched = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
-    if mismatched or set(state) - set(own):
+    if not mismatched and not set(state) - set(own):
+        unet.load_state_dict(state)
+        return
+    try:
+        load_deepened(unet, state, dict(source.config))
+    except ValueError as e:
         raise ValueError(f"--init-from {checkpoint}: its {stage} U-Net has another architecture than "
-                         f"this run's --preset ({len(mismatched)} tensors differ, e.g. {mismatched[:1]})")
-    unet.load_state_dict(state)
+                         f"this run's --preset ({len(mismatched)} tensors differ, e.g. {mismatched[:1]}; "
+                         f"{e})") from None
+    print(f"--init-from {checkpoint}: deepened its {stage} U-Net from {source.config.layers_per_block} to "
+          f"{unet.config.layers_per_block} layers per level (the added layers start as the identity)")
 
 
 def trim_log(path: Path, step: int) -> None:

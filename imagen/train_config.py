@@ -27,7 +27,7 @@ class TrainConfig:
     stage: str = _opt("base", "base (64 px, text -> image) or sr (64 -> 256 px)")
     data: str = _opt("emoji", "emoji, a folder of captioned images, or hf:NAME[@split]")
     run: str = _opt("runs/base", "the run folder: config, log, sample grids, checkpoints")
-    preset: str = _opt("cpu", "U-Net size: tiny, cpu, cpu-large (base only) or gpu")
+    preset: str = _opt("cpu", "U-Net size: tiny, cpu, cpu-deep or cpu-large (base only), or gpu")
     text_encoder: str = _opt(DEFAULT_TEXT_ENCODER, "frozen text encoder: the packaged default, or a T5 path/hub id")
     max_length: int = _opt(DEFAULT_MAX_LENGTH, "text tokens per caption")
     schedule: str = _opt("cosine", "noise schedule: cosine or linear")

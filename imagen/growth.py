@@ -29,10 +29,10 @@ def _layers(config: dict) -> list[int]:
     return list(n) if isinstance(n, (list, tuple)) else [n] * levels
 
 
-def _up_layer(name: str) -> tuple[str, int, str] | None:
-    """("up_blocks.B.resnets", i, "conv1.weight") for a layer of an up block, else None."""
-    m = re.match(r"^(up_blocks\.\d+\.(?:resnets|attentions))\.(\d+)\.(.+)$", name)
-    return (m.group(1), int(m.group(2)), m.group(3)) if m else None
+def _up_layer(name: str) -> tuple[int, str, int, str] | None:
+    """(B, "resnets", i, "conv1.weight") for a layer of up block B, else None."""
+    m = re.match(r"^up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)$", name)
+    return (int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)) if m else None
 
 
 def load_deepened(unet: torch.nn.Module, state: dict[str, torch.Tensor], old_config: dict) -> None:
@@ -48,17 +48,17 @@ def load_deepened(unet: torch.nn.Module, state: dict[str, torch.Tensor], old_con
     if len(old) != len(new) or any(b < a for a, b in zip(old, new)):
         raise ValueError(f"can only deepen: layers per level {old} -> {new}")
     levels, added = len(old), [b - a for a, b in zip(old, new)]
+    # Copies of the fresh weights: _identity edits them, and `unet` is untouched until the load.
     out = {k: v.clone() for k, v in unet.state_dict().items()}
     for name, tensor in state.items():
         up = _up_layer(name)
         if up:
-            prefix, i, rest = up
-            level = levels - 1 - int(prefix.split(".")[1])
+            block, part, i, rest = up
             # The old up layers 1.. move past the added ones (see the module docstring).
-            name = f"{prefix}.{i if i == 0 else i + added[level]}.{rest}"
+            name = f"up_blocks.{block}.{part}.{i if i == 0 else i + added[levels - 1 - block]}.{rest}"
         if name not in out or out[name].shape != tensor.shape:
             raise ValueError(f"can only deepen: {name} has no place of that shape in the new U-Net")
-        out[name] = tensor.clone()
+        out[name] = tensor
     for level in range(levels):
         for j in range(added[level]):
             _identity(out, f"down_blocks.{level}", old[level] + j)
@@ -73,10 +73,10 @@ def _plain(v: object) -> object:
 def _identity(out: dict[str, torch.Tensor], block: str, index: int) -> None:
     """Make layer `index` of `block` return its input h: zero the resnet's conv2 and the
     attention's to_out; an up resnet sees [h, skip], so its 1x1 shortcut becomes [I | 0]."""
-    for part in ("resnets", "attentions"):
-        for k in out:
-            if k.startswith(f"{block}.{part}.{index}.") and (".conv2." in k or ".to_out." in k):
-                out[k].zero_()
+    layer = (f"{block}.resnets.{index}.", f"{block}.attentions.{index}.")
+    for k in out:
+        if k.startswith(layer) and (".conv2." in k or ".to_out." in k):
+            out[k].zero_()
     shortcut = f"{block}.resnets.{index}.conv_shortcut"
     if f"{shortcut}.weight" in out:
         w = out[f"{shortcut}.weight"]  # (C_out, C_in, 1, 1): h comes first in the concat

@@ -13,10 +13,12 @@ and ink coverage (colour-matched: only shape can decide). Fréchet distance: bet
 features of the generated images and of its training images. Every number is read against the real
 images of the same captions (the ceiling) and two floors: noise, and colour blobs (a disc of each
 real image's mean ink colour over its ink area: what colour alone scores). There is one caption per
-concept (skin-tone variants count once). With --sr, the SR stage at its defaults is also run on the
-real 64 px images: its own ceiling, which the scoring path (256 px downsampled to 64) does not
-lower. Each sweep varies one setting around the checkpoint's defaults; image i uses seed + i at
-every setting.
+concept (skin-tone variants count once), drawn from a random order of the images, so a concept with
+many variants (the people emoji) is drawn more often than one with a single image (most objects,
+animals, flags); both R-precisions are also given over the single-image concepts alone. With
+--sr, the SR stage at its defaults is also run on the real 64 px images: its own ceiling, which
+the scoring path (256 px downsampled to 64) does not lower. Each sweep varies one setting around
+the checkpoint's defaults; image i uses seed + i at every setting.
 
 Writes OUT/results.json, OUT/guidance_sweep.png, OUT/steps_sweep.png (with several step counts),
 OUT/samples.png (top row: the real images) and, with --sr, OUT/sr_samples.png.
@@ -213,9 +215,13 @@ def format_table(results: dict) -> str:
     def line(name: str, r: dict, extra: str = "") -> str:
         r_prec = f"{r['r_precision']:.3f} ± {r['r_precision_se']:.3f}"
         r_col = f"{r['r_precision_colour']:.3f} ± {r['r_precision_colour_se']:.3f}"
-        return f"{name:<38} {r_prec}   {r_col}   {r['frechet_distance']:>10.4g}   {extra}".rstrip()
-    lines = [f"{results['num_captions']} evaluation captions (one per concept), seed {results['seed']}",
-             f"{'':<38} R-precision     colour-matched  Fréchet dist.",
+        single = (f"{r['r_precision_single']:.3f} / {r['r_precision_colour_single']:.3f}"
+                  if "r_precision_single" in r else "-")
+        return f"{name:<38} {r_prec}   {r_col}   {r['frechet_distance']:>10.4g}   {single:<13}   {extra}".rstrip()
+    n_single = results["real"].get("num_single", 0)
+    lines = [f"{results['num_captions']} evaluation captions (one per concept), seed {results['seed']}; "
+             f"{n_single} of them name a concept with a single image (no skin-tone variants)",
+             f"{'':<38} R-precision     colour-matched  Fréchet dist.   single-image: R / colour-matched",
              line("real images (ceiling)", results["real"]), line("colour blobs (floor)", results["blob"]),
              line("noise (floor)", results["noise"])]
     for r in results.get("base", []):

@@ -17,7 +17,7 @@ from imagen.evaluation import image_encoder
 from imagen.evaluation.colour import colour_blobs, colour_matched_distractors, ink_features
 from imagen.evaluation.image_encoder import ImageEncoderConfig, load_or_train
 from imagen.evaluation.metrics import frechet_distance, r_precision, r_precision_against, sharpness
-from imagen.evaluation.scorer import noise_images
+from imagen.evaluation.scorer import Scorer, evaluation_index, noise_images
 from imagen.evaluation.sweep import base_settings, bicubic
 from imagen.images import from_uint8
 
@@ -148,6 +148,28 @@ def test_image_encoder_learns_captions_of_real_images_and_is_cached(shapes_datas
     assert cached_record == record  # loaded, not trained again
     assert torch.allclose(cached.encode(from_uint8(np.array(shapes_dataset.images_64)))[1], real, atol=1e-5)
     assert not list(shapes_dataset.root.glob("*.tmp"))
+
+
+def test_scores_over_single_image_concepts_leave_out_the_variants(tmp_path, text_encoder):
+    # 12 concepts with one image each, and 4 yellow ones with two skin-tone variants each
+    items = [(shape_image(c, s, big=True), [f"{c} {s}"]) for c in ("red", "green", "blue") for s in SHAPES]
+    items += [(shape_image("yellow", s, big), [f"yellow {s}, {tone} skin tone"])
+              for s in SHAPES for big, tone in ((True, "dark"), (False, "light"))]
+    ds = build(tmp_path / "variants", [(lambda im=im: square_sizes(im), caps) for im, caps in items], len(items),
+               {"source": "test"}, "variants")
+    encoder, _ = load_or_train(ds, text_encoder, TINY_ENCODER, progress=False)
+    eval_index = evaluation_index(ds, np.arange(len(ds)), 16)
+    scorer = Scorer.build(ds, text_encoder, encoder, eval_index, np.arange(len(ds)))
+    assert scorer.single.tolist() == ["skin tone" not in ds.main_captions[i] for i in eval_index]
+    real = from_uint8(np.array(ds.images_64)[eval_index])
+    # the variants' images swapped for noise: the single-image scores cannot move, the overall ones may
+    mixed = torch.where(scorer.single[:, None, None, None], real, noise_images(16, seed=0))
+    got, want = scorer.score(mixed), scorer.score(real)
+    assert want["num_single"] == got["num_single"] == 12
+    for key in ("r_precision_single", "r_precision_colour_single", "r_precision_single_se"):
+        assert got[key] == want[key]
+    assert want["r_precision_single"] >= 0.5  # the tiny judge knows its real images
+    assert scorer.score(noise_images(16, seed=1))["r_precision_single"] < want["r_precision_single"]
 
 
 # ---------------------------------------------------------------- the command

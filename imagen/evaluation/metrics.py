@@ -18,15 +18,20 @@ def r_precision(image_embeds: torch.Tensor, caption_embeds: torch.Tensor, true_i
     image_embeds (N, D) and caption_embeds (M, D) are compared by cosine similarity; image i's true
     caption is row true_index[i] of the pool. The draw comes from `generator` alone, so the same
     generator state gives every set of images the same distractors."""
-    n, m = image_embeds.shape[0], caption_embeds.shape[0]
-    if m < 2:
+    distractors = random_distractors(caption_embeds.shape[0], true_index, generator, n_distractors)
+    return r_precision_against(image_embeds, caption_embeds, true_index, distractors)
+
+
+def random_distractors(pool_size: int, true_index: torch.Tensor, generator: torch.Generator,
+                       n_distractors: int = 99) -> torch.Tensor:
+    """(N, k) pool rows drawn at random for each image, never its true caption's row."""
+    if pool_size < 2:
         raise ValueError("the caption pool needs at least two captions")
-    k = min(n_distractors, m - 1)
+    k = min(n_distractors, pool_size - 1)
     true_index = torch.as_tensor(true_index, dtype=torch.long)
     # Draw from the m - 1 captions that are not the true one: indices at or past it shift by one.
-    drawn = torch.stack([torch.randperm(m - 1, generator=generator)[:k] for _ in range(n)])  # (N, k)
-    distractors = drawn + (drawn >= true_index[:, None]).long()
-    return r_precision_against(image_embeds, caption_embeds, true_index, distractors)
+    drawn = torch.stack([torch.randperm(pool_size - 1, generator=generator)[:k] for _ in true_index])  # (N, k)
+    return drawn + (drawn >= true_index[:, None]).long()
 
 
 def r_precision_against(image_embeds: torch.Tensor, caption_embeds: torch.Tensor, true_index: torch.Tensor,
@@ -34,11 +39,17 @@ def r_precision_against(image_embeds: torch.Tensor, caption_embeds: torch.Tensor
     """The share of images whose true caption outscores every one of its own distractors:
     distractors (N, k) are rows of the caption pool, chosen by the caller (at random, or matched
     in colour so that only shape can decide)."""
+    return top1_hits(image_embeds, caption_embeds, true_index, distractors).float().mean().item()
+
+
+def top1_hits(image_embeds: torch.Tensor, caption_embeds: torch.Tensor, true_index: torch.Tensor,
+              distractors: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: image i's true caption outscores all of distractors[i] (cosine similarity)."""
     images = F.normalize(image_embeds.float(), dim=-1)
     captions = F.normalize(caption_embeds.float(), dim=-1)
     true_score = (images * captions[torch.as_tensor(true_index, dtype=torch.long)]).sum(-1)  # (N,)
     distractor_score = torch.einsum("nd,nkd->nk", images, captions[distractors])  # (N, k)
-    return (true_score > distractor_score.max(dim=1).values).float().mean().item()
+    return true_score > distractor_score.max(dim=1).values
 
 
 def frechet_distance(feats_a: np.ndarray | torch.Tensor, feats_b: np.ndarray | torch.Tensor) -> float:

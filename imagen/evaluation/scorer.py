@@ -10,6 +10,7 @@ compared directly.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from ..images import from_uint8
 from ..text_encoder import TextEncoder
 from .colour import colour_blobs, colour_matched_distractors, ink_features
 from .image_encoder import ImageEncoder, caption_embeddings
-from .metrics import frechet_distance, r_precision, r_precision_against
+from .metrics import frechet_distance, random_distractors, top1_hits
 
 
 def evaluation_index(ds: PreparedDataset, candidates: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -48,6 +49,10 @@ class Scorer:
     colour_distractors: torch.Tensor  # (N, k) pool rows nearest in ink colour, other concepts only
     reference_features: torch.Tensor  # (R, C) encoder features of real images it was trained on
     blobs: torch.Tensor  # (N, 3, 64, 64) colour blobs of the evaluation images' real images
+    # (N,) bool: the caption's concept has one image (no skin-tone variants). The evaluation draws
+    # one caption per concept from a random order of images, so a concept with many variants (the
+    # people emoji) is drawn more often than a user would type it; these are the others.
+    single: torch.Tensor
     seed: int = 0
 
     @classmethod
@@ -66,19 +71,26 @@ class Scorer:
         reference_index = np.sort(reference_index)
         reference = torch.cat([encoder.encode(from_uint8(ds.images_64[reference_index[i:i + 1024]]))[0]
                                for i in range(0, len(reference_index), 1024)])  # in chunks: float images are big
+        images_per_concept = Counter(concept_key(c) for c in ds.main_captions)
+        single = torch.tensor([images_per_concept[concept_key(ds.main_captions[i])] == 1 for i in eval_index])
         return cls(encoder, encoder.encode_text(sentences[offsets[pool_images]]), true_index, distractors,
-                   reference, colour_blobs(ink_features(ds.images_64[np.asarray(eval_index)])), seed)
+                   reference, colour_blobs(ink_features(ds.images_64[np.asarray(eval_index)])), single, seed)
 
     def score(self, images: torch.Tensor) -> dict[str, float]:
         """images (N, 3, 64, 64) in [-1, 1], image i made for evaluation caption i."""
         if len(images) != len(self.true_index):
             raise ValueError(f"expected {len(self.true_index)} images, one per evaluation caption, got {len(images)}")
         features, embeds = self.encoder.encode(images)
-        r = r_precision(embeds, self.caption_pool, self.true_index, torch.Generator().manual_seed(self.seed))
-        rc = r_precision_against(embeds, self.caption_pool, self.true_index, self.colour_distractors)
-        return {"r_precision": round(r, 4), "r_precision_se": _binomial_se(r, len(images)),
-                "r_precision_colour": round(rc, 4), "r_precision_colour_se": _binomial_se(rc, len(images)),
-                "frechet_distance": round(frechet_distance(features, self.reference_features), 4)}
+        # the same random distractors for every set of images: a fresh generator at the same seed
+        random = random_distractors(len(self.caption_pool), self.true_index, torch.Generator().manual_seed(self.seed))
+        scores = {"frechet_distance": round(frechet_distance(features, self.reference_features), 4)}
+        for name, distractors in (("r_precision", random), ("r_precision_colour", self.colour_distractors)):
+            hits = top1_hits(embeds, self.caption_pool, self.true_index, distractors).float()
+            for suffix, h in (("", hits), ("_single", hits[self.single])):
+                if len(h):  # no "_single" scores where every concept has variants
+                    p = h.mean().item()
+                    scores |= {name + suffix: round(p, 4), f"{name}{suffix}_se": _binomial_se(p, len(h))}
+        return scores | {"num_single": int(self.single.sum())}
 
 
 def _binomial_se(p: float, n: int) -> float:

@@ -21,10 +21,15 @@ def concept_key(caption: str) -> str:
     return _SKIN_TONE.sub("", caption).strip()
 
 
+def images_per_concept(captions: list[str]) -> list[int]:
+    """For each image, how many images its concept has (1: no variants)."""
+    keys = [concept_key(c) for c in captions]
+    counts = Counter(keys)
+    return [counts[k] for k in keys]
+
+
 def concept_weights(captions: list[str], power: float = 1.0) -> torch.Tensor:
     """Sampling weight of each image: 1 / (images of its concept) ** power, normalised to sum 1.
     power 0 is uniform over images; 1 is uniform over concepts."""
-    keys = [concept_key(c) for c in captions]
-    counts = Counter(keys)
-    w = torch.tensor([counts[k] ** -power for k in keys], dtype=torch.float64)
+    w = torch.tensor(images_per_concept(captions), dtype=torch.float64) ** -power
     return w / w.sum()

@@ -10,13 +10,12 @@ compared directly.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..data.balance import concept_key
+from ..data.balance import concept_key, images_per_concept
 from ..data.prepared import PreparedDataset
 from ..images import from_uint8
 from ..text_encoder import TextEncoder
@@ -46,6 +45,7 @@ class Scorer:
     encoder: ImageEncoder
     caption_pool: torch.Tensor  # (M, D) the judge's embeddings of the dataset's distinct main captions
     true_index: torch.Tensor  # (N,) row of each evaluation image's caption in the pool
+    random_distractors: torch.Tensor  # (N, k) pool rows drawn at random (seeded), never the true one
     colour_distractors: torch.Tensor  # (N, k) pool rows nearest in ink colour, other concepts only
     reference_features: torch.Tensor  # (R, C) encoder features of real images it was trained on
     blobs: torch.Tensor  # (N, 3, 64, 64) colour blobs of the evaluation images' real images
@@ -53,7 +53,6 @@ class Scorer:
     # one caption per concept from a random order of images, so a concept with many variants (the
     # people emoji) is drawn more often than a user would type it; these are the others.
     single: torch.Tensor
-    seed: int = 0
 
     @classmethod
     def build(cls, ds: PreparedDataset, text_encoder: TextEncoder, encoder: ImageEncoder,
@@ -71,20 +70,20 @@ class Scorer:
         reference_index = np.sort(reference_index)
         reference = torch.cat([encoder.encode(from_uint8(ds.images_64[reference_index[i:i + 1024]]))[0]
                                for i in range(0, len(reference_index), 1024)])  # in chunks: float images are big
-        images_per_concept = Counter(concept_key(c) for c in ds.main_captions)
-        single = torch.tensor([images_per_concept[concept_key(ds.main_captions[i])] == 1 for i in eval_index])
-        return cls(encoder, encoder.encode_text(sentences[offsets[pool_images]]), true_index, distractors,
-                   reference, colour_blobs(ink_features(ds.images_64[np.asarray(eval_index)])), single, seed)
+        # drawn once: every set of images is scored against the same random distractors
+        random = random_distractors(len(pool_images), true_index, torch.Generator().manual_seed(seed))
+        single = torch.tensor(images_per_concept(ds.main_captions))[np.asarray(eval_index)] == 1
+        return cls(encoder, encoder.encode_text(sentences[offsets[pool_images]]), true_index, random, distractors,
+                   reference, colour_blobs(ink_features(ds.images_64[np.asarray(eval_index)])), single)
 
     def score(self, images: torch.Tensor) -> dict[str, float]:
         """images (N, 3, 64, 64) in [-1, 1], image i made for evaluation caption i."""
         if len(images) != len(self.true_index):
             raise ValueError(f"expected {len(self.true_index)} images, one per evaluation caption, got {len(images)}")
         features, embeds = self.encoder.encode(images)
-        # the same random distractors for every set of images: a fresh generator at the same seed
-        random = random_distractors(len(self.caption_pool), self.true_index, torch.Generator().manual_seed(self.seed))
         scores = {"frechet_distance": round(frechet_distance(features, self.reference_features), 4)}
-        for name, distractors in (("r_precision", random), ("r_precision_colour", self.colour_distractors)):
+        for name, distractors in (("r_precision", self.random_distractors),
+                                  ("r_precision_colour", self.colour_distractors)):
             hits = top1_hits(embeds, self.caption_pool, self.true_index, distractors).float()
             for suffix, h in (("", hits), ("_single", hits[self.single])):
                 if len(h):  # no "_single" scores where every concept has variants

@@ -49,6 +49,13 @@ def _listed_and_on_disk(out: Path) -> tuple[list[str], list[str]]:
     return captions, sorted(p.name for p in (out / "64").glob("*.png")) if (out / "64").is_dir() else []
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C as a shell delivers it: an earlier test's library can leave SIGINT ignored or blocked in this
+    process, and a child inherits both across exec (seen in full runs on a fresh clone)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_keeps_the_images_and_captions_txt_lists_only_them(tmp_path, tiny_checkpoint):
     captions = [f"caption {i}" for i in range(200)]
     (tmp_path / "captions.txt").write_text("\n".join(captions) + "\n")
@@ -57,7 +64,7 @@ def test_ctrl_c_keeps_the_images_and_captions_txt_lists_only_them(tmp_path, tiny
     proc = subprocess.Popen([sys.executable, "-m", "imagen.generate", "--captions", str(tmp_path / "captions.txt"),
                              "--checkpoint", str(tiny_checkpoint), "--no-sr", "--steps", "20", "--batch-size", "1",
                              "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_as_from_a_terminal)
     # stderr goes to a file, not a pipe: nothing reads a pipe while we poll, and a full one would stall the run.
     deadline = time.monotonic() + 300
     while True:  # at every moment, every listed caption has its image on disk

@@ -65,7 +65,7 @@ def test_ctrl_c_keeps_the_images_and_captions_txt_lists_only_them(tmp_path, tiny
                              "--checkpoint", str(tiny_checkpoint), "--no-sr", "--steps", "20", "--batch-size", "1",
                              "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_as_from_a_terminal)
-    # stderr goes to a file, not a pipe: nothing reads a pipe while we poll, and a full one would stall the run.
+    # stderr to a file, read whenever an assertion fails: while we poll, nothing would drain a pipe.
     deadline = time.monotonic() + 300
     while True:  # at every moment, every listed caption has its image on disk
         listed, images = _listed_and_on_disk(out)

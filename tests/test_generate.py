@@ -50,8 +50,8 @@ def _listed_and_on_disk(out: Path) -> tuple[list[str], list[str]]:
 
 
 def _as_from_a_terminal() -> None:
-    """Ctrl-C as a shell delivers it: an earlier test's library can leave SIGINT ignored or blocked in this
-    process, and a child inherits both across exec (seen in full runs on a fresh clone)."""
+    """Ctrl-C as from a terminal: a shell without job control starts a background job (`bash .ci/run &`)
+    with SIGINT ignored, as POSIX says, and pytest's child would inherit that across exec."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 

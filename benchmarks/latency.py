@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imagen.device import autocast  # noqa: E402
+from imagen.device import DTYPE_CHOICES, autocast  # noqa: E402
 from imagen.pipeline import ImagenPipeline  # noqa: E402
 from imagen.unets import unet_forward  # noqa: E402
 
@@ -103,7 +103,9 @@ def lever_configs(pipe: ImagenPipeline) -> list[tuple[str, dict, dict]]:
     d = pipe.defaults
     return [
         ("defaults", {}, {}),
-        ("float32", {"dtype": torch.float32}, {}),
+        # "auto" picks one of these by the machine (imagen.device.fast_bfloat16): time both
+        *[(name, {"dtype": dtype}, {}) for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))
+          if dtype != pipe.dtype],
         ("1 thread", {"threads": 1}, {}),
         ("SR guided (w=4)", {}, {"sr_guidance_scale": 4.0}),
         *[(sampler, {}, {"sampler": sampler}) for sampler in ("dpm++", "ddim", "ddpm") if sampler != d.sampler],
@@ -130,7 +132,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/emoji"))
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                   help="auto (the pipeline's default): bfloat16 where this machine runs it fast, else float32")
     p.add_argument("--runs", type=int, default=5, help="timed runs per configuration, after one warm-up")
     p.add_argument("--levers", action="store_true", help="also time each speed lever (one JSON line each)")
     p.add_argument("--instruments", action="store_true", help="time the page's instruments (attention maps, "
@@ -142,10 +145,10 @@ def main() -> int:
     pipe = ImagenPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
     configs = lever_configs(pipe) if args.levers else [("defaults", {}, {})]
     configs = instrument_configs() if args.instruments else configs
-    default_threads = torch.get_num_threads()
+    default_threads, default_dtype = torch.get_num_threads(), pipe.dtype
     for label, changes, overrides in configs:
         torch.set_num_threads(changes.get("threads", default_threads))
-        pipe.dtype = changes.get("dtype", torch.bfloat16 if args.dtype == "bfloat16" else torch.float32)
+        pipe.dtype = changes.get("dtype", default_dtype)
         # the pipeline keeps CPU U-Nets in channels_last; the lever measures what that buys
         nhwc = pipe.device.type == "cpu" and not changes.get("contiguous")
         memory_format = torch.channels_last if nhwc else torch.contiguous_format

@@ -115,7 +115,7 @@ def read_defaults(path: Path) -> tuple[Settings, bool]:
 class SharedPipeline:
     """The pipeline, loaded on first use, once, and shared by every session and thread."""
 
-    def __init__(self, path: Path, device: str = "auto", dtype: str = "bfloat16"):
+    def __init__(self, path: Path, device: str = "auto", dtype: str = "auto"):
         self.path, self.device, self.dtype = Path(path), device, dtype
         self._pipe: ImagenPipeline | None = None
         self._lock = threading.Lock()
@@ -162,7 +162,7 @@ class ImagenDemo:
     app.py passes every argument raw (preprocess=False), so each is checked here, by name, against
     the range the page's own control allows."""
 
-    def __init__(self, path: Path, device: str = "auto", dtype: str = "bfloat16"):
+    def __init__(self, path: Path, device: str = "auto", dtype: str = "auto"):
         self.pipeline = SharedPipeline(path, device, dtype)
         self.defaults, self.has_sr = read_defaults(Path(path))
         self.limits = Limits.around(self.defaults)

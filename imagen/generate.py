@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from .device import DTYPE_CHOICES
 from .samplers import SAMPLERS
 
 if TYPE_CHECKING:  # torch and diffusers load only once the arguments are known to be good
@@ -54,7 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also write each word's cross-attention map to OUT/attention/ (base stage)")
     p.add_argument("--batch-size", type=int, default=4, help="images denoised together (default: 4)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                   help="auto (default): bfloat16 where this machine runs it fast, else float32")
     return p.parse_args(argv)
 
 

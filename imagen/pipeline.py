@@ -54,11 +54,11 @@ class CascadeOutput:
 class ImagenPipeline:
     def __init__(self, text_encoder: TextEncoder, base_unet: UNet2DConditionModel | None,
                  sr_unet: UNet2DConditionModel | None, config: PipelineConfig,
-                 device: str | torch.device = "auto", dtype: str | torch.dtype = "bfloat16"):
+                 device: str | torch.device = "auto", dtype: str | torch.dtype = "auto"):
         if (sr_unet is None) != (config.sr is None):
             raise ValueError("config.sr must be set exactly when an SR U-Net is given")
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.config = config
         self.text_encoder = text_encoder
         self.text_encoder.to(self.device)
@@ -83,7 +83,7 @@ class ImagenPipeline:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "auto",
-                        dtype: str | torch.dtype = "bfloat16",
+                        dtype: str | torch.dtype = "auto",
                         text_encoder: TextEncoder | None = None) -> ImagenPipeline:
         """Load a checkpoint folder (safetensors only; nothing is unpickled)."""
         path = Path(path)

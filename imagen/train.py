@@ -30,6 +30,7 @@ from .config import DiffusionConfig, PipelineConfig, Settings
 from .data import default_cache_dir, load_dataset
 from .data.balance import concept_weights
 from .data.text_cache import CaptionEmbeddings, cached_text_embeddings
+from .device import fast_bfloat16
 from .diffusion import alpha_bars, make_betas, noise_augment, q_sample, training_loss, upsample
 from .ema import EMA
 from .growth import load_deepened
@@ -134,7 +135,11 @@ class Trainer:
                 raise ValueError(f"--log-with {cfg.log_with} needs the {needs[0]} package: pip install {needs[0]}")
         precision = cfg.mixed_precision
         if precision == "auto":
-            precision = "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else "fp16"
+            # bf16 where it is fast; a GPU without it takes fp16, a CPU without it float32 (an AVX2-only
+            # CPU emulates bf16 at several times float32's cost).
+            cuda = torch.cuda.is_available()
+            device = torch.device("cuda" if cuda else "cpu")
+            precision = "bf16" if fast_bfloat16(device) else "fp16" if cuda else "no"
         self.acc = Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum,
                                log_with=None if cfg.log_with == "none" else cfg.log_with,
                                project_dir=str(self.run))

@@ -52,7 +52,8 @@ class TrainConfig:
     ema_decay: float = _opt(0.9995, "decay of the weights' moving average, which is sampled and exported")
     crop_size: int = _opt(64, "SR: side of the random crops of the 256 px targets")
     sr_max_noise_level: int = _opt(350, "SR: augmentation levels are drawn from [0, this]")
-    mixed_precision: str = _opt("auto", "auto (bf16 on a CPU or a bf16 GPU, else fp16), no, bf16 or fp16")
+    mixed_precision: str = _opt("auto", "auto (bf16 where it is fast: a bf16 GPU or a CPU with bf16 "
+                                        "kernels; else fp16 on a GPU, float32 on a CPU), no, bf16 or fp16")
     seed: int = _opt(0, "seed of the initial weights and of every step's random draws")
     log_every: int = _opt(25, "steps between log.jsonl lines")
     save_every: int = _opt(500, "steps between checkpoints")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from imagen.device import fast_bfloat16, resolve_dtype
 from imagen.pipeline import CheckpointError, ImagenPipeline, PromptTruncatedWarning
 from imagen.samplers import SAMPLERS
 
@@ -90,6 +91,21 @@ def test_bfloat16_runs(text_encoder):
     from conftest import make_tiny_pipeline
     pipe = make_tiny_pipeline(text_encoder, dtype="bfloat16")
     assert pipe("red apple").images_256[0].size == (256, 256)
+
+
+def test_auto_dtype_is_bfloat16_only_where_the_cpu_has_bfloat16_kernels(tiny_checkpoint, text_encoder):
+    # An AVX2-only CPU emulates bfloat16 (7x float32's time for the cascade): "auto", the default
+    # everywhere, must fall back to float32 there and keep bfloat16 where oneDNN has the kernels.
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    expected = torch.bfloat16 if native else torch.float32
+    assert fast_bfloat16(torch.device("cpu")) == native
+    assert resolve_dtype("auto", torch.device("cpu")) == expected
+    loaded = ImagenPipeline.from_pretrained(tiny_checkpoint, device="cpu", text_encoder=text_encoder)
+    assert loaded.dtype == expected
+    # an explicit dtype is kept either way, and a wrong one is a clear error that names the choices
+    assert resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ValueError, match="'auto', 'float32', 'bfloat16'"):
+        resolve_dtype("float16")
 
 
 @pytest.mark.parametrize("overrides,match", [

@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from imagen.checkpointing import complete_checkpoints, load_checkpoint, load_latest
+from imagen.device import fast_bfloat16
 from imagen.pipeline import ImagenPipeline
 from imagen.train import Trainer, main
 from imagen.train_config import TrainConfig
@@ -107,6 +109,8 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, shapes_folder, mo
                          "cache_dir": str(tmp_path / "cache"), "preset": "tiny", "batch_size": 4, "steps": 2,
                          "save_every": 1, "sample_every": 100})
     trainer = Trainer(cfg.validate(), resume=False)
+    # mixed_precision "auto": bf16 only on a CPU with bf16 kernels (an AVX2-only one emulates it, slowly)
+    assert trainer.acc.mixed_precision == ("bf16" if fast_bfloat16(torch.device("cpu")) else "no")
     trainer.train()
     import imagen.checkpointing as ck
     real = ck.save_file

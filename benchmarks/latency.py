@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imagen.device import DTYPE_CHOICES, autocast  # noqa: E402
+from imagen.device import DTYPE_CHOICES, DTYPE_HELP, autocast  # noqa: E402
 from imagen.pipeline import ImagenPipeline  # noqa: E402
 from imagen.unets import unet_forward  # noqa: E402
 
@@ -132,8 +132,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/emoji"))
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                   help="auto (the pipeline's default): bfloat16 where this machine runs it fast, else float32")
+    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     p.add_argument("--runs", type=int, default=5, help="timed runs per configuration, after one warm-up")
     p.add_argument("--levers", action="store_true", help="also time each speed lever (one JSON line each)")
     p.add_argument("--instruments", action="store_true", help="time the page's instruments (attention maps, "

@@ -9,6 +9,7 @@ import torch
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # "auto": bfloat16 where this machine runs it fast, float32 elsewhere (see fast_bfloat16).
 DTYPE_CHOICES = ("auto", *DTYPES)
+DTYPE_HELP = "auto (default): bfloat16 where this machine runs it fast, else float32"
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from .data import PreparedDataset, load_dataset
-from .device import DTYPE_CHOICES, resolve_device
+from .device import DTYPE_CHOICES, DTYPE_HELP, resolve_device
 from .evaluation import sweep
 from .evaluation.image_encoder import holdout_split, load_or_train
 from .evaluation.metrics import sharpness
@@ -78,8 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default: 0)")
     p.add_argument("--batch-size", type=int, default=16, help="images denoised together (default: 16)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                   help="auto (default): bfloat16 where this machine runs it fast, else float32")
+    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     return p.parse_args(argv)
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from .device import DTYPE_CHOICES
+from .device import DTYPE_CHOICES, DTYPE_HELP
 from .samplers import SAMPLERS
 
 if TYPE_CHECKING:  # torch and diffusers load only once the arguments are known to be good
@@ -55,8 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also write each word's cross-attention map to OUT/attention/ (base stage)")
     p.add_argument("--batch-size", type=int, default=4, help="images denoised together (default: 4)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                   help="auto (default): bfloat16 where this machine runs it fast, else float32")
+    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     return p.parse_args(argv)
 
 

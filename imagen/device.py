@@ -55,10 +55,10 @@ def fast_bfloat16(device: torch.device) -> bool:
     return False
 
 
-def resolve_dtype(name: str | torch.dtype, device: torch.device | None = None) -> torch.dtype:
-    """A dtype by name; "auto" is bfloat16 where it is fast on `device` (default: the CPU), else float32."""
+def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """A dtype by name; "auto" is bfloat16 where it is fast on `device`, else float32."""
     if name == "auto":
-        return torch.bfloat16 if fast_bfloat16(device or torch.device("cpu")) else torch.float32
+        return torch.bfloat16 if fast_bfloat16(device) else torch.float32
     if isinstance(name, torch.dtype):
         if name not in DTYPES.values():
             raise ValueError(f"unsupported dtype {name}; use float32 or bfloat16")

@@ -105,7 +105,7 @@ def test_auto_dtype_is_bfloat16_only_where_the_cpu_has_bfloat16_kernels(tiny_che
     # an explicit dtype is kept either way, and a wrong one is a clear error that names the choices
     assert resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ValueError, match="'auto', 'float32', 'bfloat16'"):
-        resolve_dtype("float16")
+        resolve_dtype("float16", torch.device("cpu"))
 
 
 @pytest.mark.parametrize("overrides,match", [

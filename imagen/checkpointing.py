@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 KEEP = 2  # complete checkpoints kept; older ones are deleted after a successful save
+LISTINGS = 20  # times load_latest lists the folder again when a live run prunes what it reads
 FILES = ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "state.json")  # a complete checkpoint
 
 
@@ -123,13 +124,23 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def load_latest(run_dir: Path) -> tuple[Path, dict] | None:
-    """The newest checkpoint that loads completely, or None if the run has none."""
-    errors = []
-    for path in complete_checkpoints(run_dir):
-        try:
-            return path, load_checkpoint(path)
-        except Exception as e:  # a damaged checkpoint: fall back to the one before it
-            errors.append(f"{path.name}: {type(e).__name__}: {e}")
-    if errors:
-        raise RuntimeError("no checkpoint in this run could be loaded:\n  " + "\n  ".join(errors))
+    """The newest checkpoint that loads completely, or None if the run has none.
+
+    Safe to call on a run that is still training: a checkpoint the trainer prunes while it is being
+    read (only the newest KEEP are kept) vanishes mid-read, and the folder is then listed again."""
+    for _ in range(LISTINGS):
+        errors, vanished = [], False
+        for path in complete_checkpoints(run_dir):
+            try:
+                return path, load_checkpoint(path)
+            except Exception as e:
+                if not path.exists():  # pruned by a live run: newer ones exist, so look again
+                    vanished = True
+                    break
+                errors.append(f"{path.name}: {type(e).__name__}: {e}")  # damaged: fall back to the one before
+        if not vanished:
+            break
+    if errors or vanished:
+        reasons = errors or ["each was pruned by the live run while being read"]
+        raise RuntimeError("no checkpoint in this run could be loaded:\n  " + "\n  ".join(reasons))
     return None

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from diffusers import UNet2DConditionModel
 
-from .checkpointing import complete_checkpoints, load_checkpoint
+from .checkpointing import complete_checkpoints, load_checkpoint, load_latest
 from .config import DiffusionConfig, PipelineConfig, Settings
 from .pipeline import save_pipeline
 from .train_config import TrainConfig
@@ -27,12 +27,16 @@ def load_run(run: Path, step: int | None = None) -> tuple[TrainConfig, UNet2DCon
     if not (run / "config.json").is_file() or not (run / "unet_config.json").is_file():
         raise ValueError(f"{run} is not a training run (config.json or unet_config.json is missing)")
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-    found = complete_checkpoints(run)
-    if step is not None:
-        found = [p for p in found if p.name == f"step-{step:07d}"]
-    if not found:
-        raise ValueError(f"{run} has no {'checkpoint at step ' + str(step) if step else 'checkpoint'} yet")
-    ckpt = load_checkpoint(found[0])
+    if step is None:
+        latest = load_latest(run)  # a run still training may prune what it lists; load_latest looks again
+        if latest is None:
+            raise ValueError(f"{run} has no checkpoint yet")
+        ckpt = latest[1]
+    else:
+        found = [p for p in complete_checkpoints(run) if p.name == f"step-{step:07d}"]
+        if not found:
+            raise ValueError(f"{run} has no checkpoint at step {step}")
+        ckpt = load_checkpoint(found[0])
     unet = UNet2DConditionModel.from_config(json.loads((run / "unet_config.json").read_text()))
     unet.load_state_dict(ckpt["ema"])
     return cfg, unet, ckpt["state"]["step"]

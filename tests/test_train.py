@@ -104,6 +104,32 @@ def test_a_process_killed_while_saving_never_leaves_a_checkpoint_that_fails_to_l
         assert load_latest(run)[1]["state"]["step"] >= before + 2
 
 
+def test_a_run_that_is_still_saving_can_be_read_at_any_moment(tmp_path, monkeypatch):
+    # Export (and the kill test above) read the newest checkpoint of a live run, which prunes all
+    # but the newest KEEP after each save: the folder being read can vanish under the reader.
+    import imagen.checkpointing as ck
+    model = torch.nn.Linear(8, 8)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.randn(2, 8)).sum().backward()
+    optimizer.step()
+    run = tmp_path / "run"
+    for step in (1, 2):
+        ck.save_checkpoint(run, step, model, model.state_dict(), optimizer, {})
+    real_load, reads = ck.load_checkpoint, []
+
+    def two_saves_land_before_the_read(path):
+        if not reads:  # the live run saves steps 3 and 4 between listing and reading: 1 and 2 are pruned
+            for step in (3, 4):
+                ck.save_checkpoint(run, step, model, model.state_dict(), optimizer, {})
+        reads.append(path.name)
+        return real_load(path)
+
+    monkeypatch.setattr(ck, "load_checkpoint", two_saves_land_before_the_read)
+    path, loaded = ck.load_latest(run)
+    assert (path.name, loaded["state"]["step"]) == ("step-0000004", 4)
+    assert reads[0] == "step-0000002"  # it had listed a checkpoint that then vanished
+
+
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, shapes_folder, monkeypatch):
     cfg = TrainConfig(**{**vars(TrainConfig()), "run": str(tmp_path / "run"), "data": str(shapes_folder),
                          "cache_dir": str(tmp_path / "cache"), "preset": "tiny", "batch_size": 4, "steps": 2,

@@ -219,8 +219,11 @@ def format_table(results: dict) -> str:
                   if "r_precision_single" in r else "-")
         return f"{name:<38} {r_prec}   {r_col}   {r['frechet_distance']:>10.4g}   {single:<13}   {extra}".rstrip()
     n_single = results["real"].get("num_single", 0)
+    judge = results["image_encoder"]
     lines = [f"{results['num_captions']} evaluation captions (one per concept), seed {results['seed']}; "
              f"{n_single} of them name a concept with a single image (no skin-tone variants)",
+             f"judge: the image encoder trained in {judge['precision']}; "
+             "compare scores only under the same judge",
              f"{'':<38} R-precision     colour-matched  Fréchet dist.   single-image: R / colour-matched",
              line("real images (ceiling)", results["real"]), line("colour blobs (floor)", results["blob"]),
              line("noise (floor)", results["noise"])]

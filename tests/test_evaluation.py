@@ -4,6 +4,7 @@ shapes, and the command end to end on a tiny random pipeline."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image, ImageDraw
 
 from imagen.data import load_dataset
 from imagen.data.prepared import build, square_sizes
+from imagen.device import fast_bfloat16
 from imagen.evaluate import main
 from imagen.evaluation import image_encoder
 from imagen.evaluation.colour import colour_blobs, colour_matched_distractors, ink_features
@@ -150,6 +152,22 @@ def test_image_encoder_learns_captions_of_real_images_and_is_cached(shapes_datas
     assert not list(shapes_dataset.root.glob("*.tmp"))
 
 
+def test_the_judge_trains_in_the_precision_the_cpu_runs_fast_and_each_is_cached_apart(shapes_dataset,
+                                                                                      text_encoder):
+    # bfloat16 autocast on a CPU without its kernels (AVX2 only) costs ~20x float32 to train the judge
+    fast = "bf16" if fast_bfloat16(torch.device("cpu")) else "fp32"
+    assert image_encoder.training_precision("cpu") == fast
+    _, record = load_or_train(shapes_dataset, text_encoder, TINY_ENCODER, progress=False)
+    assert record["precision"] == fast
+    config = replace(TINY_ENCODER, text_dim=text_encoder.dim)
+    paths = {p: image_encoder.cache_paths(shapes_dataset, text_encoder, config, p)[0] for p in ("bf16", "fp32")}
+    assert paths["bf16"] != paths["fp32"]  # two judges never share a cache file
+    assert paths[fast].is_file()
+    with pytest.raises(ValueError, match="precision"):
+        image_encoder.train_image_encoder(shapes_dataset.images_64, *image_encoder.caption_embeddings(
+            shapes_dataset, text_encoder), np.arange(4), config, precision="fp16", progress=False)
+
+
 def test_scores_over_single_image_concepts_leave_out_the_variants(tmp_path, text_encoder):
     # 12 concepts with one image each, and 4 yellow ones with two skin-tone variants each
     items = [(shape_image(c, s, big=True), [f"{c} {s}"]) for c in ("red", "green", "blue") for s in SHAPES]
@@ -216,6 +234,7 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
     printed = capsys.readouterr().out
     assert "real images (ceiling)" in printed and "colour blobs (floor)" in printed and "SR ceiling" in printed
     assert "w=3, 3 steps, dpm++, threshold 0.7" in printed
+    assert f"image encoder trained in {image_encoder.training_precision('cpu')}" in printed  # which judge
     assert json.loads(printed.strip().splitlines()[-1]) == results
 
 

@@ -12,10 +12,14 @@ whether one was drawn, and the diffusion model it judges saw every image too. Au
 (shifts, scaling, blur, noise) make it judge what is drawn rather than exact pixels, since
 generated images are never placed or rendered exactly as the real ones. `holdout` keeps a share
 of the images out of its training for datasets where that matters. The trained encoder is
-cached beside the dataset, keyed by text encoder, split and settings:
+cached beside the dataset, keyed by text encoder, split, settings and training precision:
 
     cache/<dataset>/image-encoder-<key>.safetensors   weights
     cache/<dataset>/image-encoder-<key>.json          config, text encoder, training record
+
+It trains in bfloat16 autocast where the device has fast bfloat16 kernels and in float32 elsewhere
+(an AVX2-only CPU emulates bfloat16 at about 20 times float32's cost). The two precisions give two
+different judges: their scores are comparable within one judge only, so every result names it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from tqdm import tqdm
 
 from ..data.prepared import PreparedDataset
 from ..data.text_cache import cached_text_embeddings
+from ..device import fast_bfloat16
 from ..images import from_uint8
 from ..text_encoder import TextEncoder, pooled_sentence_embedding
 
@@ -59,6 +64,11 @@ class ImageEncoderConfig:
 
 
 DEFAULT_CONFIG = ImageEncoderConfig()
+
+
+def training_precision(device: torch.device | str) -> str:
+    """"bf16" where the device has fast bfloat16 kernels, else "fp32" (see the module docstring)."""
+    return "bf16" if fast_bfloat16(torch.device(device)) else "fp32"
 
 
 def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -175,10 +185,15 @@ def lr_factor(step: int, total: int, warmup_share: float = 0.05) -> float:
 
 def train_image_encoder(images_64: np.ndarray, sentences: torch.Tensor, offsets: torch.Tensor,
                         train_index: np.ndarray, config: ImageEncoderConfig,
-                        device: torch.device | str = "cpu", progress: bool = True) -> tuple[ImageEncoder, dict]:
+                        device: torch.device | str = "cpu", progress: bool = True,
+                        precision: str | None = None) -> tuple[ImageEncoder, dict]:
     """Train on the images `train_index`, each step pairing an image with one of its caption
-    variants at random. Returns the encoder and a record (seconds, final loss)."""
+    variants at random, in `precision` ("bf16" or "fp32"; by default what the device runs fast).
+    Returns the encoder and a record (seconds, final loss, precision)."""
     device = torch.device(device)
+    precision = precision or training_precision(device)
+    if precision not in ("bf16", "fp32"):
+        raise ValueError(f"precision must be 'bf16' or 'fp32', not {precision!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = ImageEncoder(config).to(device)
@@ -190,7 +205,7 @@ def train_image_encoder(images_64: np.ndarray, sentences: torch.Tensor, offsets:
     total = per_epoch * config.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, total))
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type in ("cpu", "cuda"))
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     model.train()
     start, losses = time.time(), []
     bar = tqdm(total=total, desc="training the image encoder", unit="step", disable=not progress)
@@ -216,29 +231,37 @@ def train_image_encoder(images_64: np.ndarray, sentences: torch.Tensor, offsets:
     bar.close()
     model.eval()
     return model, {"train_seconds": round(time.time() - start, 1), "final_loss": float(np.mean(losses[-per_epoch:])),
-                   "train_images": len(index), "steps": total}
+                   "train_images": len(index), "steps": total, "precision": precision}
 
 
-def cache_paths(ds: PreparedDataset, text_encoder: TextEncoder, config: ImageEncoderConfig) -> tuple[Path, Path]:
-    key = json.dumps({"config": asdict(config), "text_encoder": text_encoder.name,
-                      "max_length": text_encoder.max_length, "images": len(ds)}, sort_keys=True)
+def cache_paths(ds: PreparedDataset, text_encoder: TextEncoder, config: ImageEncoderConfig,
+                precision: str = "bf16") -> tuple[Path, Path]:
+    key = {"config": asdict(config), "text_encoder": text_encoder.name, "max_length": text_encoder.max_length,
+           "images": len(ds)}
+    if precision != "bf16":  # bf16 judges keep the key they had before precision was a choice
+        key["precision"] = precision
+    key = json.dumps(key, sort_keys=True)
     stem = f"image-encoder-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
     return Path(ds.root) / f"{stem}.safetensors", Path(ds.root) / f"{stem}.json"
 
 
 def load_or_train(ds: PreparedDataset, text_encoder: TextEncoder, config: ImageEncoderConfig | None = None,
                   device: torch.device | str = "cpu", progress: bool = True) -> tuple[ImageEncoder, dict]:
-    """The cached encoder for this dataset, text encoder and config, trained first if there is none.
-    Returns it with its record (config, text encoder, training time)."""
+    """The cached encoder for this dataset, text encoder, config and the precision the device trains
+    in fast, trained first if there is none. Returns it with its record (config, text encoder,
+    training time, precision)."""
     config = replace(config or DEFAULT_CONFIG, text_dim=text_encoder.dim)
-    weights, record_path = cache_paths(ds, text_encoder, config)
+    precision = training_precision(device)
+    weights, record_path = cache_paths(ds, text_encoder, config, precision)
     if weights.is_file() and record_path.is_file():
         model = ImageEncoder(config)
         model.load_state_dict(load_file(weights))
-        return model.to(device).eval(), json.loads(record_path.read_text())
+        record = {"precision": "bf16", **json.loads(record_path.read_text())}  # records before the choice: bf16
+        return model.to(device).eval(), record
     sentences, offsets = caption_embeddings(ds, text_encoder)
     train_index, _ = holdout_split(len(ds), config.holdout, config.split_seed)
-    model, record = train_image_encoder(ds.images_64, sentences, offsets, train_index, config, device, progress)
+    model, record = train_image_encoder(ds.images_64, sentences, offsets, train_index, config, device, progress,
+                                        precision)
     record = json.loads(json.dumps({"config": asdict(config), "text_encoder": text_encoder.name,
                                     "max_length": text_encoder.max_length, **record}))  # as a reload will see it
     # Weights first, the record last: a record on disk means the weights beside it are complete.

@@ -31,7 +31,7 @@ from .data import default_cache_dir, load_dataset
 from .data.balance import concept_weights
 from .data.text_cache import CaptionEmbeddings, cached_text_embeddings
 from .device import fast_bfloat16
-from .diffusion import alpha_bars, make_betas, noise_augment, q_sample, training_loss, upsample
+from .diffusion import alpha_bars, make_betas, noise_augment, q_sample, shifted_timesteps, training_loss, upsample
 from .ema import EMA
 from .growth import load_deepened
 from .images import from_uint8, grid, to_pil
@@ -213,7 +213,10 @@ class Trainer:
         drop = torch.rand(b, generator=g) < cfg.caption_dropout
         embeds[drop] = self.captions.empty_embeds.float()
         mask[drop] = self.captions.empty_mask
-        t = torch.randint(0, cfg.num_timesteps, (b,), generator=g)
+        if cfg.timestep_shift == 1:  # the uniform draw, kept bit for bit so older runs resume identically
+            t = torch.randint(0, cfg.num_timesteps, (b,), generator=g)
+        else:
+            t = shifted_timesteps(torch.rand(b, generator=g, dtype=torch.float64), self.alpha_bar, cfg.timestep_shift)
         class_labels = None
         if cfg.stage == "base":
             x0 = from_uint8(self.images_64[idx])  # (B, 3, 64, 64)

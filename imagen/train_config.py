@@ -45,6 +45,8 @@ class TrainConfig:
     caption_dropout: float = _opt(0.1, "share of captions replaced by the empty one (for guidance)")
     loss_weighting: str = _opt("none", "none (the simple loss) or min_snr (Hang et al. 2023: min(SNR, gamma) per t)")
     min_snr_gamma: float = _opt(5.0, "gamma of the min_snr loss weighting")
+    timestep_shift: float = _opt(1.0, "draw training timesteps as if the schedule were shifted toward noise "
+                                      "by this factor (simple diffusion): 1 uniform, 2 puts the median t near 700")
     balance: float = _opt(0.0, "sample image i with weight 1 / (images of its concept) ** this: "
                                "0 uniform over images, 1 uniform over concepts (skin-tone variants share one)")
     init_from: str | None = _opt(None, "start from the weights of this stage in a pipeline checkpoint "
@@ -74,6 +76,7 @@ class TrainConfig:
             (self.loss_weighting in LOSS_WEIGHTINGS,
              f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {self.loss_weighting!r}"),
             (self.min_snr_gamma > 0, "min_snr_gamma must be positive"),
+            (self.timestep_shift > 0, "timestep_shift must be positive"),
             (0 <= self.balance <= 1, "balance must be in [0, 1]"),
             (0 < self.crop_size <= 256 and 256 % self.crop_size == 0, "crop_size must divide 256"),
             (0 <= self.sr_max_noise_level < self.num_timesteps, "sr_max_noise_level must be below num_timesteps"),

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from imagen.diffusion import (
     noise_augment,
     predict_x0,
     q_sample,
+    shifted_timesteps,
     training_loss,
     v_target,
 )
@@ -125,3 +128,18 @@ def test_min_snr_loss_is_the_weighted_mean_of_per_sample_errors(alpha_bar):
     assert torch.allclose(plain, per_sample.mean()) and not torch.allclose(plain, got)
     with pytest.raises(ValueError, match="loss weighting"):
         training_loss(out, x0, t, eps, alpha_bar, "v_prediction", "p2")
+
+
+def test_shifted_timesteps_lower_the_log_snr_by_twice_the_log_of_the_shift(alpha_bar):
+    u = torch.rand(20000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    uniform = (u * 1000).long()
+    assert torch.equal(shifted_timesteps(u, alpha_bar, 1.0), uniform)  # shift 1 is the uniform draw
+    t = shifted_timesteps(u, alpha_bar, 2.0)
+    assert torch.all(t >= uniform)  # every draw moves toward noise, none back
+    log_snr = (alpha_bar / (1 - alpha_bar)).log()
+    inner = (uniform > 50) & (t < 950)  # away from the ends, where the schedule is clamped
+    drop = log_snr[uniform[inner]] - log_snr[t[inner]]
+    assert drop.median().item() == pytest.approx(2 * math.log(2.0), abs=0.02)
+    assert t.float().median() == pytest.approx(704, abs=15) and (t >= 600).float().mean() > 0.55
+    with pytest.raises(ValueError, match="positive"):
+        shifted_timesteps(u, alpha_bar, 0.0)

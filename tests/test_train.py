@@ -55,13 +55,14 @@ def test_tiny_model_overfits_one_batch(tmp_path, shapes_folder):
     assert (run / "samples" / "step-0000120.png").is_file()
 
 
-def test_interrupted_run_resumes_at_the_right_step_with_the_same_losses(tmp_path, shapes_folder):
+@pytest.mark.parametrize("shift", [1.0, 2.0])
+def test_interrupted_run_resumes_at_the_right_step_with_the_same_losses(tmp_path, shapes_folder, shift):
     cache = tmp_path / "cache"
-    assert main(tiny_args(tmp_path / "straight", shapes_folder, cache, steps=16)) == 0
+    assert main(tiny_args(tmp_path / "straight", shapes_folder, cache, steps=16, timestep_shift=shift)) == 0
     reference = losses(tmp_path / "straight")
 
     run = tmp_path / "interrupted"
-    proc = start(tiny_args(run, shapes_folder, cache, steps=16))
+    proc = start(tiny_args(run, shapes_folder, cache, steps=16, timestep_shift=shift))
     wait_for(lambda: (run / "log.jsonl").is_file() and len(losses(run)) >= 5)
     proc.send_signal(signal.SIGTERM)  # as Ctrl-C or a scheduler would
     assert proc.wait(60) == 0, proc.stderr.read()
@@ -174,6 +175,8 @@ def test_export_writes_a_pipeline_that_loads_and_samples(tmp_path, shapes_folder
 
 def test_bad_training_input_is_a_clear_error(tmp_path, shapes_folder, capsys):
     cache = tmp_path / "cache"
+    assert main(tiny_args(tmp_path / "run", shapes_folder, cache, timestep_shift=0)) == 2
+    assert "timestep_shift must be positive" in capsys.readouterr().err
     assert main(tiny_args(tmp_path / "run", tmp_path / "missing", cache)) == 2
     assert "not found" in capsys.readouterr().err
     assert main(tiny_args(tmp_path / "run", shapes_folder, cache, steps=2, save_every=1)) == 0

@@ -8,7 +8,9 @@
 - sr_vs_bicubic.png: the SR stage's 256 px output beside a bicubic upscale of the same 64 px image;
 - attention.png, guidance_parts.png, samplers.png: the page's three instruments (the cross-attention
   map of each word, the two halves of classifier-free guidance, the samplers side by side) at a few
-  steps of one caption.
+  steps of one caption;
+- restoration.png: real images noised to a few timesteps and denoised by the base stage from
+  there: where the model's shapes go wrong.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
-from .images import grid, heat_overlay, to_pil
+from .data import load_dataset
+from .images import from_uint8, grid, heat_overlay, to_pil
 from .instruments import word_maps, words
 from .pipeline import ImagenPipeline
 from .samplers import SAMPLERS
@@ -32,6 +37,9 @@ SAMPLE_PROMPTS = [
     "snowman, openmoji style", "hamburger, twemoji style", "face with tears of joy, twemoji style",
     "penguin, openmoji style", "banana, twemoji style", "thumbs up, openmoji style", "fire, twemoji style",
 ]
+# Real images for the restoration figure: shapes the model does not draw from pure noise.
+RESTORATION_PROMPTS = ["red apple, twemoji style", "pizza, twemoji style", "rocket, openmoji style",
+                       "banana, twemoji style", "sun, openmoji style", "ghost, twemoji style"]
 CASCADE_PROMPT = "grinning face, openmoji style"
 INSTRUMENT_PROMPT = "red apple, twemoji style"
 TILE = 112
@@ -147,6 +155,20 @@ def samplers_figure(pipe: ImagenPipeline, prompt: str, seed: int = 0, frames: in
                          f'Three samplers, one seed, {n} steps each: predicted x0 of "{prompt}"')
 
 
+def restoration_figure(pipe: ImagenPipeline, images_64: torch.Tensor, prompts: list[str], seed: int = 0,
+                       starts: tuple[int, ...] = (999, 866, 732, 599, 466)) -> Image.Image:
+    """Real 64 px images (B, 3, 64, 64) in [-1, 1] noised to each start timestep and denoised by the
+    base stage from there (`ImagenPipeline.restore`): the row where the shapes come back is the
+    noise level below which the model can finish a shape, and above which it must lay one out."""
+    rows = [("real image", to_pil(images_64))]
+    for t in starts:
+        out = list(pipe.restore(images_64, prompts, t, seed=seed))
+        first = out[0].timestep
+        rows.append((f"from t={first} (sigma {pipe.noise_level('base', first):.2f})", to_pil(out[-1].x_prev)))
+    return labelled_rows(rows, [p.removesuffix(" style") for p in prompts],
+                         "Real images noised to t, then denoised by the base stage from there")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m imagen.figures", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/emoji"))
@@ -163,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     grid(thumbs, columns=4, captions=SAMPLE_PROMPTS).save(args.out / "samples.png", optimize=True)
     sr_comparison(pipe, SAMPLE_PROMPTS[:2], args.seed).save(args.out / "sr_vs_bicubic.png", optimize=True)
     attention_figure(pipe, INSTRUMENT_PROMPT, args.seed).save(args.out / "attention.png", optimize=True)
+    data = load_dataset("emoji")
+    rows = [data.main_captions.index(p) for p in RESTORATION_PROMPTS]
+    real = from_uint8(np.stack([data.images_64[i] for i in rows]))
+    restoration_figure(pipe, real, RESTORATION_PROMPTS, args.seed).save(args.out / "restoration.png", optimize=True)
     guidance_figure(pipe, INSTRUMENT_PROMPT, args.seed).save(args.out / "guidance_parts.png", optimize=True)
     samplers_figure(pipe, INSTRUMENT_PROMPT, args.seed).save(args.out / "samplers.png", optimize=True)
     print(f"wrote {args.out}/cascade.png, samples.png, sr_vs_bicubic.png, attention.png, guidance_parts.png "

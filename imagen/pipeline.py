@@ -26,10 +26,10 @@ from diffusers import UNet2DConditionModel
 from .config import CONFIG_NAME, CheckpointError, PipelineConfig, Settings
 from .consistency import project
 from .device import autocast, resolve_device, resolve_dtype
-from .diffusion import alpha_bars, classifier_free_guidance, make_betas, noise_augment, upsample
+from .diffusion import alpha_bars, classifier_free_guidance, make_betas, noise_augment, q_sample, upsample
 from .images import to_pil
 from .instruments import AttentionProbe, GuidanceParts
-from .samplers import Denoiser, Step, initial_noise, make_scheduler, sample_loop
+from .samplers import Denoiser, Step, initial_noise, make_scheduler, sample_loop, schedule_timesteps
 from .text_encoder import TextEncoder, TextEncoderError, TextEncoding
 from .unets import unet_forward
 
@@ -209,6 +209,33 @@ class ImagenPipeline:
         s = self.settings(**{"sr": True, **overrides})
         text, uncond = self._encode(prompts)
         yield from self._sr_stage(images_64.to(self.device), text, uncond, s, _generators(seed, len(prompts)))
+
+    @torch.no_grad()
+    def restore(self, images_64: torch.Tensor, prompts: str | list[str], start_timestep: int, seed: int = 0,
+                **overrides: object) -> Iterator[Step]:
+        """Run the base stage from given 64 px images (B, 3, 64, 64) in [-1, 1], noised to the first
+        sampler timestep at or below `start_timestep` (SDEdit, Meng et al. 2022). From a low timestep
+        the model only cleans the image up; from a high one it must lay out the shape itself, so the
+        timestep where restoration stops keeping the shape shows where the model's shapes go wrong."""
+        if self.base_unet is None:
+            raise ValueError("this pipeline has no base stage")
+        prompts = self.check_prompts(prompts)
+        if images_64.shape != (len(prompts), 3, 64, 64):
+            raise ValueError(f"expected images of shape ({len(prompts)}, 3, 64, 64), got {tuple(images_64.shape)}")
+        s = self.settings(**overrides)
+        timesteps = schedule_timesteps(make_scheduler(s.sampler, self._betas["base"]), s.steps)
+        if not 0 <= start_timestep < self.num_timesteps("base"):
+            raise ValueError(f"start_timestep must be in [0, {self.num_timesteps('base')}), got {start_timestep}")
+        start = next((i for i, t in enumerate(timesteps) if t <= start_timestep), len(timesteps) - 1)
+        generators = _generators(seed, len(prompts))
+        noise = initial_noise(images_64.shape, generators, self.device)
+        t = torch.full((len(prompts),), timesteps[start], device=self.device)
+        x_t = q_sample(images_64.to(self.device).float(), t, noise, self._alpha_bar["base"])
+        text, uncond = self._encode(prompts)
+        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale)
+        yield from sample_loop(denoiser, x_t, make_scheduler(s.sampler, self._betas["base"]), s.steps,
+                               self._alpha_bar["base"], self.config.base.prediction_type, "base", s.threshold,
+                               generators, start=start)
 
     def _encode(self, prompts: list[str]) -> tuple[TextEncoding, TextEncoding]:
         text = self.text_encoder.encode(prompts)

@@ -76,17 +76,19 @@ def sample_loop(
     threshold: float = 0.95,
     generator: Generators = None,
     constrain: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    start: int = 0,
 ) -> Iterator[Step]:
     """Denoise x_T (B, C, H, W) in `steps` steps, yielding a `Step` after each.
 
     `constrain` maps every predicted x0 before the scheduler sees it (the SR stage's low-frequency
-    consistency, `consistency.project`)."""
+    consistency, `consistency.project`). `start` skips the schedule's first steps: x_T is then the
+    sample at step `start`'s timestep (`ImagenPipeline.restore`)."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     scheduler.set_timesteps(steps, device=x_T.device)
     x_t = x_T
     kwargs = {"generator": generator} if isinstance(scheduler, DDPMScheduler) else {}
-    for i, t in enumerate(scheduler.timesteps):
+    for i, t in list(enumerate(scheduler.timesteps))[start:]:
         t_batch = t.expand(x_t.shape[0]).to(x_t.device)
         model_out = denoiser(x_t, t_batch).float()
         x0_pred = dynamic_threshold(predict_x0(x_t, t_batch, model_out, alpha_bar, prediction_type), threshold)
@@ -95,6 +97,12 @@ def sample_loop(
         x_prev = scheduler.step(x0_pred, t, x_t, **kwargs).prev_sample
         yield Step(stage, i, len(scheduler.timesteps), int(t), x_t, x0_pred, x_prev)
         x_t = x_prev
+
+
+def schedule_timesteps(scheduler: SchedulerMixin, steps: int) -> list[int]:
+    """The timesteps `sample_loop` visits in `steps` steps, first to last."""
+    scheduler.set_timesteps(steps)
+    return [int(t) for t in scheduler.timesteps]
 
 
 def initial_noise(shape: tuple[int, ...], generator: Generators, device: torch.device) -> torch.Tensor:

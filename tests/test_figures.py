@@ -19,3 +19,12 @@ def test_instrument_figures_have_a_row_per_word_per_half_and_per_sampler(tiny_pi
     assert rows(attention_figure(tiny_pipeline, "red apple", frames=3)) == 1 + 3  # x0, red, apple, all
     assert rows(guidance_figure(tiny_pipeline, "red apple", frames=3)) == 4
     assert rows(samplers_figure(tiny_pipeline, "red apple", frames=3)) == 3
+
+
+def test_restoration_figure_has_the_real_row_and_one_row_per_start(tiny_pipeline):
+    import torch
+
+    from imagen.figures import TILE, restoration_figure
+    real = torch.rand(2, 3, 64, 64) * 2 - 1
+    figure = restoration_figure(tiny_pipeline, real, ["red apple", "sun"], starts=(999, 500))
+    assert (figure.height - 34) // (TILE + 6) == 1 + 2

@@ -93,3 +93,21 @@ def test_attention_of_the_trained_model_tells_the_words_of_a_two_concept_prompt_
     assert (a - b).abs().sum() > 0.1
     mask = shipped.text_encoder.encode([prompt]).text_mask[0]
     assert last.attention[0, ~mask].abs().max() == 0 and last.attention.sum(1).max() <= 1 + 1e-4
+
+
+def test_restoring_a_real_image_keeps_it_from_low_noise_and_not_from_pure_noise(shipped):
+    from imagen.data.emoji import emoji_items
+    prompt = "red apple, twemoji style"
+    loader = next(loader for loader, captions in emoji_items() if captions[0] == prompt)
+    real = from_uint8(np.array(loader()[64])[None])
+    steps = shipped.defaults.steps
+    low = list(shipped.restore(real, prompt, 466))
+    high = list(shipped.restore(real, prompt, 999))
+    assert low[0].timestep <= 466 and len(low) < len(high) == steps  # starts part-way, takes the rest
+    assert high[0].timestep == 999
+    error = lambda out: (out[-1].x_prev - real).square().mean().item()  # noqa: E731
+    # from t = 466 the trained model finishes the apple it is given; from pure noise it draws its
+    # own, which is not the real image
+    assert error(low) < 0.05 < error(high), (error(low), error(high))
+    with pytest.raises(ValueError, match="start_timestep"):
+        next(shipped.restore(real, prompt, 1000))

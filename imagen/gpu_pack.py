@@ -6,7 +6,8 @@ A lent GPU machine (torch and transformers installed, nothing else, no network, 
 of files taken along, commands of at most 10 minutes, files of at most 16 MiB brought back)
 then trains in chunks, each one command run from the repository root:
 
-    bash .gpu-pack/train_chunk.sh base 480 --preset cpu-large --batch-size 256 --lr 1e-3 --steps 20000 --balance 0.75
+    bash .gpu-pack/train_chunk.sh base 480 --preset cpu-large --batch-size 256 --lr 1e-3 --steps 20000 \
+        --balance 0.75 --timestep-shift 2
     bash .gpu-pack/train_chunk.sh base 480          # the next chunk resumes the run
     bash .gpu-pack/train_chunk.sh sr 480 --batch-size 256 --steps 20000
 

@@ -222,10 +222,11 @@ class ImagenPipeline:
         prompts = self.check_prompts(prompts)
         if images_64.shape != (len(prompts), 3, 64, 64):
             raise ValueError(f"expected images of shape ({len(prompts)}, 3, 64, 64), got {tuple(images_64.shape)}")
-        s = self.settings(**overrides)
-        timesteps = schedule_timesteps(make_scheduler(s.sampler, self._betas["base"]), s.steps)
         if not 0 <= start_timestep < self.num_timesteps("base"):
             raise ValueError(f"start_timestep must be in [0, {self.num_timesteps('base')}), got {start_timestep}")
+        s = self.settings(**overrides)
+        scheduler = make_scheduler(s.sampler, self._betas["base"])
+        timesteps = schedule_timesteps(scheduler, s.steps)
         start = next((i for i, t in enumerate(timesteps) if t <= start_timestep), len(timesteps) - 1)
         generators = _generators(seed, len(prompts))
         noise = initial_noise(images_64.shape, generators, self.device)
@@ -233,9 +234,8 @@ class ImagenPipeline:
         x_t = q_sample(images_64.to(self.device).float(), t, noise, self._alpha_bar["base"])
         text, uncond = self._encode(prompts)
         denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale)
-        yield from sample_loop(denoiser, x_t, make_scheduler(s.sampler, self._betas["base"]), s.steps,
-                               self._alpha_bar["base"], self.config.base.prediction_type, "base", s.threshold,
-                               generators, start=start)
+        yield from sample_loop(denoiser, x_t, scheduler, s.steps, self._alpha_bar["base"],
+                               self.config.base.prediction_type, "base", s.threshold, generators, start=start)
 
     def _encode(self, prompts: list[str]) -> tuple[TextEncoding, TextEncoding]:
         text = self.text_encoder.encode(prompts)

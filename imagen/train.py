@@ -157,7 +157,10 @@ class Trainer:
         weights = concept_weights(ds.main_captions, cfg.balance) if cfg.balance > 0 else None
         self.batches = Batches(len(ds), cfg.batch_size, cfg.seed, self.acc.process_index, self.acc.num_processes,
                                weights)
-        self.alpha_bar = alpha_bars(make_betas(cfg.schedule, cfg.num_timesteps)).to(self.acc.device)
+        # The batch's random draws happen on the CPU (one generator per step): they read this copy,
+        # the loss reads the device's, so no step copies the schedule back from an accelerator.
+        self.alpha_bar_cpu = alpha_bars(make_betas(cfg.schedule, cfg.num_timesteps))
+        self.alpha_bar = self.alpha_bar_cpu.to(self.acc.device)
 
         torch.manual_seed(cfg.seed)  # the initial weights
         self.unet = build_unet(cfg.stage, cfg.preset, self.encoder.dim)
@@ -216,7 +219,8 @@ class Trainer:
         if cfg.timestep_shift == 1:  # the uniform draw, kept bit for bit so older runs resume identically
             t = torch.randint(0, cfg.num_timesteps, (b,), generator=g)
         else:
-            t = shifted_timesteps(torch.rand(b, generator=g, dtype=torch.float64), self.alpha_bar, cfg.timestep_shift)
+            t = shifted_timesteps(torch.rand(b, generator=g, dtype=torch.float64), self.alpha_bar_cpu,
+                                  cfg.timestep_shift)
         class_labels = None
         if cfg.stage == "base":
             x0 = from_uint8(self.images_64[idx])  # (B, 3, 64, 64)
@@ -230,7 +234,7 @@ class Trainer:
             x0 = torch.stack([full[i, :, ys[i]:ys[i] + c, xs[i]:xs[i] + c] for i in range(b)])
             cond = torch.stack([low[i, :, ys[i]:ys[i] + c, xs[i]:xs[i] + c] for i in range(b)])
             class_labels = torch.randint(0, cfg.sr_max_noise_level + 1, (b,), generator=g)
-            cond = noise_augment(cond, class_labels, self.alpha_bar.cpu(), g)
+            cond = noise_augment(cond, class_labels, self.alpha_bar_cpu, g)
         eps = torch.randn(x0.shape, generator=g)
         x0, eps, t, embeds, mask = (v.to(device) for v in (x0, eps, t, embeds, mask))
         x_t = q_sample(x0, t, eps, self.alpha_bar)

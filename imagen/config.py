@@ -52,6 +52,9 @@ class Settings:
     """Sampling settings. A checkpoint stores its defaults; every call may override them."""
 
     guidance_scale: float = 4.0  # classifier-free guidance weight w of the base stage
+    # Guidance only at t >= guidance_min_t; the lower-noise steps take the captioned prediction
+    # alone (w = 1) and skip the caption-free half. 0: every step is guided.
+    guidance_min_t: int = 0
     steps: int = 25  # denoising steps of the base stage
     sampler: str = "dpm++"
     sr: bool = True  # run the super-resolution stage
@@ -61,7 +64,11 @@ class Settings:
     sr_consistency: bool = False  # keep the 64 px input's low band exactly (consistency.py)
     threshold: float = 0.95  # dynamic-thresholding percentile
 
-    def validate(self, sr_timesteps: int = 1000) -> Settings:
+    def guidance_at(self, t: int) -> float:
+        """The base stage's guidance weight at timestep t: w inside the guided interval, else 1."""
+        return self.guidance_scale if t >= self.guidance_min_t else 1.0
+
+    def validate(self, sr_timesteps: int = 1000, base_timesteps: int = 1000) -> Settings:
         """Raise a ValueError naming the first setting out of range."""
         for name in ("guidance_scale", "sr_guidance_scale"):
             w = getattr(self, name)
@@ -77,6 +84,9 @@ class Settings:
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {SAMPLERS}")
+        if not _is_int(self.guidance_min_t) or not 0 <= self.guidance_min_t <= base_timesteps:
+            raise ValueError(f"guidance_min_t must be a whole number in [0, {base_timesteps}], "
+                             f"got {self.guidance_min_t!r}")
         if not _is_int(self.sr_noise_level) or not 0 <= self.sr_noise_level < sr_timesteps:
             raise ValueError(f"sr_noise_level must be a whole number in [0, {sr_timesteps}), "
                              f"got {self.sr_noise_level!r}")
@@ -126,7 +136,7 @@ class PipelineConfig:
             defaults=_section("defaults", Settings, d.get("defaults") or {}),
         )
         try:
-            config.defaults.validate(config.sr.num_timesteps if config.sr else MAX_STEPS)
+            config.defaults.validate(config.sr.num_timesteps if config.sr else MAX_STEPS, config.base.num_timesteps)
         except ValueError as e:
             raise ValueError(f"defaults: {e}") from e
         if config.defaults.sr and config.sr is None:

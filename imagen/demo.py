@@ -214,7 +214,7 @@ class ImagenDemo:
         for step in req.steps(attention=attention, guidance_parts=guidance_parts):
             sigma = req.pipe.noise_level(step.stage, step.timestep)
             # Every step is encoded, sent or not: the replay shows them all.
-            frames.append(Frame.of(step, sigma, spans, req.settings.guidance_scale))
+            frames.append(Frame.of(step, sigma, spans, req.settings.guidance_at(step.timestep)))
             run.saw(step)
             if not pacer.ready(step):
                 continue

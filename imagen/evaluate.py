@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sampler", nargs="+", choices=SAMPLERS, help="samplers to sweep (default: the checkpoint's)")
     p.add_argument("--threshold", type=float, nargs="+",
                    help="dynamic-thresholding percentiles to sweep, in (0, 1] (default: the checkpoint's)")
+    p.add_argument("--guidance-min-t", type=int, nargs="+",
+                   help="lowest guided timesteps to sweep; 0 guides every step (default: the checkpoint's)")
     p.add_argument("--sr", action="store_true",
                    help="also score the 256 px stage: downsampled to 64 px, and its sharpness")
     p.add_argument("--sr-steps", type=int, nargs="+",
@@ -99,7 +101,8 @@ def load_models(args: argparse.Namespace) -> tuple[ImagenPipeline | None, TextEn
                                 ("--sr-steps", "sr_steps", args.sr_steps),
                                 ("--sr-guidance", "sr_guidance_scale", args.sr_guidance),
                                 ("--sr-noise-level", "sr_noise_level", args.sr_noise_level),
-                                ("--threshold", "threshold", args.threshold)):
+                                ("--threshold", "threshold", args.threshold),
+                                ("--guidance-min-t", "guidance_min_t", args.guidance_min_t)):
         for v in values or []:
             try:
                 pipe.settings(**{field: v})
@@ -133,7 +136,7 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
     out.mkdir(parents=True, exist_ok=True)
     if pipe is not None:
         centre, settings = sweep.base_settings(pipe.defaults, args.guidance, args.steps, args.sampler,
-                                               args.threshold)
+                                               args.threshold, args.guidance_min_t)
         consistency = [v == "on" for v in args.sr_consistency] if args.sr_consistency else None
         sr_centre, sr_settings = sweep.sr_settings(pipe.defaults, args.sr_steps, args.sr_guidance,
                                                    args.sr_noise_level, consistency)
@@ -147,7 +150,7 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
             rows, grid_rows, centre_images = [], [("real", to_pil(real_64[show]))], None
             for s in settings:
                 bar.set_postfix(guidance=s["guidance_scale"], steps=s["steps"], sampler=s["sampler"],
-                                threshold=s["threshold"])
+                                threshold=s["threshold"], guidance_min_t=s["guidance_min_t"])
                 images, seconds = sweep.generate_64(pipe, prompts, s, args.seed, args.batch_size, bar.update)
                 rows.append({**s, **scorer.score(images), "seconds_per_image": round(seconds, 3)})
                 grid_rows.append((base_label(s, centre), to_pil(images[show])))
@@ -194,7 +197,8 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
 
 def write_figures(rows: list[dict], centre: dict, results: dict, out: Path) -> None:
     """The guidance sweep at the centre's steps and sampler; the step sweep per sampler, when there is one."""
-    rows = [r for r in rows if r["threshold"] == centre["threshold"]]  # the threshold sweep is a table row only
+    # the threshold and guided-interval sweeps are table rows only
+    rows = [r for r in rows if (r["threshold"], r["guidance_min_t"]) == (centre["threshold"], centre["guidance_min_t"])]
     guidance_rows = [r for r in rows if (r["steps"], r["sampler"]) == (centre["steps"], centre["sampler"])]
     plot_sweep(guidance_rows, "guidance_scale", "guidance scale w", results, out / "guidance_sweep.png")
     step_rows = [r for r in rows if r["guidance_scale"] == centre["guidance_scale"]]
@@ -204,8 +208,11 @@ def write_figures(rows: list[dict], centre: dict, results: dict, out: Path) -> N
 
 
 def base_label(setting: dict, centre: dict) -> str:
-    """"w=3, 15 steps, ddpm", and the thresholding percentile where it is not the centre's."""
+    """"w=3, 15 steps, ddpm", the lowest guided timestep where guidance skips the last steps, and the
+    thresholding percentile where it is not the centre's."""
     label = f"w={setting['guidance_scale']:g}, {setting['steps']} steps, {setting['sampler']}"
+    if setting["guidance_min_t"]:
+        label += f", guided t>={setting['guidance_min_t']}"
     p = setting["threshold"]
     return label if p == centre["threshold"] else f"{label}, threshold {p:g}"
 

@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("outputs"), help="output folder (default: outputs)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default: 0)")
     p.add_argument("--guidance-scale", type=float, help="classifier-free guidance weight (checkpoint default)")
+    p.add_argument("--guidance-min-t", type=int,
+                   help="guide only the steps at timestep t >= this; 0 guides every step (checkpoint default)")
     p.add_argument("--steps", type=int, help="denoising steps of the 64 px stage (checkpoint default)")
     p.add_argument("--sr-steps", type=int, help="denoising steps of the 256 px stage (checkpoint default)")
     p.add_argument("--sampler", choices=SAMPLERS, help="checkpoint default")
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         check_writable(args.out)
         from .pipeline import ImagenPipeline
         pipe = ImagenPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
-        settings = pipe.settings(guidance_scale=args.guidance_scale, steps=args.steps, sr_steps=args.sr_steps,
+        settings = pipe.settings(guidance_scale=args.guidance_scale, guidance_min_t=args.guidance_min_t,
+                                 steps=args.steps, sr_steps=args.sr_steps,
                                  sampler=args.sampler, threshold=args.threshold, sr=False if args.no_sr else None)
     except ValueError as e:  # CheckpointError is a ValueError too
         print(f"error: {e}", file=sys.stderr)

@@ -123,7 +123,8 @@ class ImagenPipeline:
             raise ValueError(f"sr must be True or False, got {settings.sr!r}")
         if settings.sr and self.sr_unet is None:
             raise ValueError("this checkpoint has no super-resolution stage; pass sr=False")
-        return settings.validate(self.config.sr.num_timesteps if self.config.sr else 1000)
+        return settings.validate(self.config.sr.num_timesteps if self.config.sr else 1000,
+                                 self.config.base.num_timesteps)
 
     def check_prompts(self, prompts: str | list[str]) -> list[str]:
         """Normalise to a list of non-empty prompts, or raise a ValueError saying which is empty."""
@@ -179,7 +180,8 @@ class ImagenPipeline:
         # 2. base stage: 64 px from pure noise
         x_T = initial_noise((len(prompts), 3, 64, 64), generators, self.device)
         parts = GuidanceParts() if guidance_parts else None
-        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale, parts=parts)
+        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale, parts=parts,
+                                  guidance_min_t=s.guidance_min_t)
         probe = AttentionProbe(self.base_unet) if attention else nullcontext()
         x_64 = None
         with probe:  # swaps in capturing attention processors; restored however the loop ends
@@ -233,7 +235,7 @@ class ImagenPipeline:
         t = torch.full((len(prompts),), timesteps[start], device=self.device)
         x_t = q_sample(images_64.to(self.device).float(), t, noise, self._alpha_bar["base"])
         text, uncond = self._encode(prompts)
-        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale)
+        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale, guidance_min_t=s.guidance_min_t)
         yield from sample_loop(denoiser, x_t, scheduler, s.steps, self._alpha_bar["base"],
                                self.config.base.prediction_type, "base", s.threshold, generators, start=start)
 
@@ -269,31 +271,36 @@ class ImagenPipeline:
 
     def _denoiser(self, unet: UNet2DConditionModel, text: TextEncoding, uncond: TextEncoding,
                   guidance_scale: float, low_res: torch.Tensor | None = None,
-                  aug_t: torch.Tensor | None = None, parts: GuidanceParts | None = None) -> Denoiser:
+                  aug_t: torch.Tensor | None = None, parts: GuidanceParts | None = None,
+                  guidance_min_t: int = 0) -> Denoiser:
         """The network as a function of (x_t, t), with classifier-free guidance folded in.
-        Guidance runs the conditional and unconditional halves as one batch; w = 1 skips the
-        unconditional half entirely, unless `parts` is to record both halves."""
+        Guidance runs the conditional and unconditional halves as one batch; w = 1, and every
+        t below `guidance_min_t`, skip the unconditional half entirely, unless `parts` is to
+        record both halves."""
         guided = guidance_scale != 1.0 or parts is not None
-        embeds, mask = text.text_embeds, text.text_mask
+        cond = (text.text_embeds.to(self.device), text.text_mask.to(self.device), low_res, aug_t)
+        both = cond
         if guided:
-            embeds = torch.cat([uncond.text_embeds, embeds])
-            mask = torch.cat([uncond.text_mask, mask])
-        embeds, mask = embeds.to(self.device), mask.to(self.device)
-        cond_image = low_res if not guided or low_res is None else torch.cat([low_res, low_res])
-        class_labels = aug_t if not guided or aug_t is None else torch.cat([aug_t, aug_t])
+            both = (torch.cat([uncond.text_embeds, text.text_embeds]).to(self.device),
+                    torch.cat([uncond.text_mask, text.text_mask]).to(self.device),
+                    None if low_res is None else torch.cat([low_res, low_res]),
+                    None if aug_t is None else torch.cat([aug_t, aug_t]))
 
-        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            x_in, t_in = (torch.cat([x_t, x_t]), torch.cat([t, t])) if guided else (x_t, t)
+        def forward(x_in: torch.Tensor, t_in: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor,
+                    cond_image: torch.Tensor | None, class_labels: torch.Tensor | None) -> torch.Tensor:
             if cond_image is not None:
                 x_in = torch.cat([x_in, cond_image], dim=1)  # (B, 6, H, W): x_t beside the low-res image
             with autocast(self.device, self.dtype):
-                out = unet_forward(unet, x_in, t_in, embeds, mask, class_labels).float()
-            if not guided:
-                return out
-            out_uncond, out_cond = out.chunk(2)
+                return unet_forward(unet, x_in, t_in, embeds, mask, class_labels).float()
+
+        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            in_interval = int(t[0]) >= guidance_min_t
+            if not guided or (not in_interval and parts is None):
+                return forward(x_t, t, *cond)
+            out_uncond, out_cond = forward(torch.cat([x_t, x_t]), torch.cat([t, t]), *both).chunk(2)
             if parts is not None:
                 parts.record(out_uncond, out_cond)
-            return classifier_free_guidance(out_uncond, out_cond, guidance_scale)
+            return classifier_free_guidance(out_uncond, out_cond, guidance_scale) if in_interval else out_cond
 
         return denoise
 

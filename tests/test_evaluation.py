@@ -100,11 +100,12 @@ def test_sharpness_ranks_a_bicubic_upscale_below_the_sharp_original():
 def test_sweeps_vary_one_setting_around_the_defaults():
     from imagen.config import Settings
     centre, settings = base_settings(Settings(guidance_scale=4.0, steps=25, sampler="dpm++", threshold=0.7),
-                                     [1.0, 4.0], [10, 25], ["dpm++", "ddim"], [0.95, 0.7])
-    assert centre == {"guidance_scale": 4.0, "steps": 25, "sampler": "dpm++", "threshold": 0.7}
+                                     [1.0, 4.0], [10, 25], ["dpm++", "ddim"], [0.95, 0.7], [0, 450])
+    assert centre == {"guidance_scale": 4.0, "steps": 25, "sampler": "dpm++", "threshold": 0.7, "guidance_min_t": 0}
     assert {tuple(s.values()) for s in settings} == {
-        (1.0, 25, "dpm++", 0.7), (4.0, 25, "dpm++", 0.7), (4.0, 10, "dpm++", 0.7), (4.0, 10, "ddim", 0.7),
-        (4.0, 25, "ddim", 0.7), (4.0, 25, "dpm++", 0.95)}
+        (1.0, 25, "dpm++", 0.7, 0), (4.0, 25, "dpm++", 0.7, 0), (4.0, 10, "dpm++", 0.7, 0),
+        (4.0, 10, "ddim", 0.7, 0), (4.0, 25, "ddim", 0.7, 0), (4.0, 25, "dpm++", 0.95, 0),
+        (4.0, 25, "dpm++", 0.7, 450)}
 
 
 def test_ink_features_read_colour_and_coverage_and_blobs_redraw_them():
@@ -206,7 +207,7 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
     out = tmp_path / "eval"
     rc = main(["--checkpoint", str(tiny_checkpoint), "--data", str(folder), "--cache-dir", str(tmp_path / "cache"),
                "--num-captions", "4", "--guidance", "1", "3", "--steps", "2", "3", "--sampler", "ddim", "dpm++",
-               "--threshold", "0.95", "0.7",
+               "--threshold", "0.95", "0.7", "--guidance-min-t", "0", "500",
                "--sr", "--sr-steps", "2", "--sr-noise-level", "0", "100", "--sr-consistency", "on", "off",
                "--batch-size", "3", "--device", "cpu",
                "--dtype", "float32", "--out", str(out)])
@@ -219,10 +220,13 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
         assert 0 <= row["r_precision"] <= 1 and 0 <= row["r_precision_colour"] <= 1
         assert row["frechet_distance"] >= -1e-6
     # The checkpoint's defaults are w=4, 3 steps, dpm++: the centre is the nearest guidance scale given.
-    assert results["centre"] == {"guidance_scale": 3.0, "steps": 3, "sampler": "dpm++", "threshold": 0.95}
-    # w=1 and 3 at the centre; 2 and 3 steps per sampler at w=3; the 0.7 percentile at the centre
-    assert len(results["base"]) == 6
-    assert sorted(r["threshold"] for r in results["base"]) == [0.7] + [0.95] * 5
+    assert results["centre"] == {"guidance_scale": 3.0, "steps": 3, "sampler": "dpm++", "threshold": 0.95,
+                                 "guidance_min_t": 0}
+    # w=1 and 3 at the centre; 2 and 3 steps per sampler at w=3; the 0.7 percentile and guidance
+    # from t = 500 down at the centre
+    assert len(results["base"]) == 7
+    assert sorted(r["threshold"] for r in results["base"]) == [0.7] + [0.95] * 6
+    assert sorted(r["guidance_min_t"] for r in results["base"]) == [0] * 6 + [500]
     assert {"sharpness", "sr_steps", "sr_guidance_scale", "sr_noise_level"} <= results["sr"][0].keys()
     assert {"sharpness", "sr_consistency"} <= results["sr"][0].keys()
     # the centre (noise level 100, consistency off: the tiny checkpoint's defaults), then each sweep's others
@@ -234,6 +238,7 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
     printed = capsys.readouterr().out
     assert "real images (ceiling)" in printed and "colour blobs (floor)" in printed and "SR ceiling" in printed
     assert "w=3, 3 steps, dpm++, threshold 0.7" in printed
+    assert "w=3, 3 steps, dpm++, guided t>=500" in printed
     assert f"image encoder trained in {image_encoder.training_precision('cpu')}" in printed  # which judge
     assert json.loads(printed.strip().splitlines()[-1]) == results
 

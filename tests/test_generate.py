@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from imagen.generate import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +100,15 @@ def test_an_out_of_range_threshold_is_refused_before_any_image(tmp_path, tiny_ch
     assert main(["red apple", "--checkpoint", str(tiny_checkpoint), "--threshold", "0.7", "--no-sr",
                  "--steps", "2", "--out", str(out)]) == 0
     assert (out / "64" / "0000.png").is_file()
+
+
+def test_guidance_min_t_flag_changes_the_image_and_is_range_checked(tmp_path, tiny_checkpoint, capsys):
+    args = ["red apple", "--checkpoint", str(tiny_checkpoint), "--no-sr", "--steps", "4", "--guidance-scale", "4"]
+    assert main([*args, "--guidance-min-t", "1001", "--out", str(tmp_path / "bad")]) == 2
+    assert "guidance_min_t" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "64").exists()
+    for name, min_t in (("all", "0"), ("half", "500")):
+        assert main([*args, "--guidance-min-t", min_t, "--out", str(tmp_path / name)]) == 0
+    from PIL import Image
+    a, b = (np.asarray(Image.open(tmp_path / name / "64" / "0000.png")) for name in ("all", "half"))
+    assert np.abs(a.astype(int) - b.astype(int)).max() > 0  # the last two steps were not guided

@@ -67,6 +67,38 @@ def test_guidance_scale_one_runs_only_the_conditional_half(tiny_pipeline, monkey
     assert batches == [1, 1, 1, 2, 2, 2]
 
 
+def test_guidance_interval_guides_only_the_high_noise_steps(tiny_pipeline, monkeypatch):
+    # 4 ddpm steps visit t = 999, 749, 499, 249: guidance_min_t = 500 guides the first two only.
+    full = list(tiny_pipeline.generate(["red apple"], seed=3, guidance_scale=4.0, steps=4, sr=False))
+    plain = list(tiny_pipeline.generate(["red apple"], seed=3, guidance_scale=1.0, steps=4, sr=False))
+    batches = []
+    forward = tiny_pipeline.base_unet.forward
+
+    def counting_forward(x, *args, **kwargs):
+        batches.append(len(x))
+        return forward(x, *args, **kwargs)
+    monkeypatch.setattr(tiny_pipeline.base_unet, "forward", counting_forward)
+    part = list(tiny_pipeline.generate(["red apple"], seed=3, guidance_scale=4.0, steps=4, sr=False,
+                                       guidance_min_t=500))
+    assert [s.timestep for s in part] == [999, 749, 499, 249]
+    assert batches == [2, 2, 1, 1]  # the caption-free half is skipped where guidance is off
+    for a, b in zip(part[:2], full[:2]):  # guided steps: the fully guided run's
+        torch.testing.assert_close(a.x_prev, b.x_prev)
+    assert not torch.allclose(part[-1].x_prev, full[-1].x_prev)
+    assert not torch.allclose(part[-1].x_prev, plain[-1].x_prev)
+    # the unguided steps take the captioned prediction alone: the same x0 as w = 1 from the same x_t
+    parts = list(tiny_pipeline.generate(["red apple"], seed=3, guidance_scale=4.0, steps=4, sr=False,
+                                        guidance_min_t=500, guidance_parts=True))
+    torch.testing.assert_close(parts[-1].x0_pred, parts[-1].x0_cond.clamp(-1, 1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(parts[-1].x_prev, part[-1].x_prev, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("value", [-1, 1001, 2.5, True, "500"])
+def test_guidance_min_t_out_of_range_is_a_clear_error(tiny_pipeline, value):
+    with pytest.raises(ValueError, match="guidance_min_t must be a whole number in \\[0, 1000\\]"):
+        tiny_pipeline.settings(guidance_min_t=value)
+
+
 def test_save_then_load_gives_identical_images(tiny_pipeline, tmp_path, text_encoder):
     tiny_pipeline.save_pretrained(tmp_path / "ckpt")
     loaded = ImagenPipeline.from_pretrained(tmp_path / "ckpt", device="cpu", dtype="float32", text_encoder=text_encoder)

@@ -30,22 +30,25 @@ def centre_and_values(default: object, values: list | None) -> tuple[object, lis
 
 
 def base_settings(defaults: Settings, guidance: list[float] | None, steps: list[int] | None,
-                  samplers: list[str] | None, thresholds: list[float] | None = None) -> tuple[dict, list[dict]]:
+                  samplers: list[str] | None, thresholds: list[float] | None = None,
+                  guidance_min_ts: list[int] | None = None) -> tuple[dict, list[dict]]:
     """The centre, and every base-stage setting to generate: the guidance sweep at the centre's steps
     and sampler, a step sweep (a quality-per-step curve) for each sampler at the centre's guidance,
-    then a sweep of the dynamic-thresholding percentile at the centre."""
+    then sweeps of the dynamic-thresholding percentile and of the lowest guided timestep at the centre."""
     w, guidance = centre_and_values(defaults.guidance_scale,
                                     guidance or sorted({*DEFAULT_GUIDANCE, defaults.guidance_scale}))
     n, steps = centre_and_values(defaults.steps, steps)
     sampler, samplers = centre_and_values(defaults.sampler, samplers)
     p, thresholds = centre_and_values(defaults.threshold, thresholds)
+    min_t, guidance_min_ts = centre_and_values(defaults.guidance_min_t, guidance_min_ts)
 
-    def setting(w: float, n: int, sampler: str, p: float) -> dict:
-        return {"guidance_scale": w, "steps": n, "sampler": sampler, "threshold": p}
+    def setting(w: float, n: int, sampler: str, p: float, min_t: int = min_t) -> dict:
+        return {"guidance_scale": w, "steps": n, "sampler": sampler, "threshold": p, "guidance_min_t": min_t}
 
     settings = [setting(g, n, sampler, p) for g in guidance]
     settings += [setting(w, s, m, p) for m in samplers for s in steps]
     settings += [setting(w, n, sampler, q) for q in thresholds]
+    settings += [setting(w, n, sampler, p, m) for m in guidance_min_ts]
     return setting(w, n, sampler, p), _distinct(settings)
 
 

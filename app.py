@@ -50,7 +50,7 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
             generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
             guidance_scale = gr.Slider(0, LIMITS.max_guidance, value=DEFAULTS.guidance_scale, step=0.5,
                                        label="Guidance (text) scale", elem_id="guidance",
-                                       info="How strongly to follow the prompt. 1 = no extra push; 0 ignores it.")
+                                       info=logic.guidance_info(DEFAULTS))
             steps = gr.Slider(1, LIMITS.max_steps, value=DEFAULTS.steps, step=1, precision=0, elem_id="steps",
                               label="Denoising steps (64 px stage)", info="More steps: slower, often cleaner.")
             with gr.Row():

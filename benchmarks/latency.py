@@ -7,8 +7,9 @@
 
 Fields: first_frame_s (request to the first streamed step, prompt encoding included), base_s,
 sr_s, total_s (each the median of --runs after a warm-up), base_step_ms, sr_step_ms,
-base_unet_ms / sr_unet_ms (the bare U-Net forward at the same batch, for the overhead of
-guidance, thresholding, the scheduler and streaming), base_overhead_pct, sr_overhead_pct and
+base_unet_ms / sr_unet_ms (the bare U-Net forwards at the same batches: both halves at the base
+stage's guided steps, base_guided_steps of them; for the overhead of guidance, thresholding, the
+scheduler and streaming), base_overhead_pct, sr_overhead_pct and
 peak_rss_mb (this process's peak resident memory).
 """
 
@@ -40,12 +41,13 @@ def time_cascade(pipe: ImagenPipeline, runs: int, **overrides: object) -> dict:
         pipe.text_encoder._cache.clear()  # a new prompt every time: encoding is part of the first frame
         start = time.perf_counter()
         first = base_end = None
-        n_base = n_sr = 0
+        n_sr = 0
+        base_timesteps = []
         for step in pipe.generate(f"{PROMPT} {i}", seed=i, **overrides):
             now = time.perf_counter()
             first = first or now - start
             if step.stage == "base":
-                n_base += 1
+                base_timesteps.append(step.timestep)
                 base_end = now - start
             else:
                 n_sr += 1
@@ -53,11 +55,12 @@ def time_cascade(pipe: ImagenPipeline, runs: int, **overrides: object) -> dict:
         warmup_s = warmup_s or total
         if i > 0:
             records.append({"first_frame_s": first, "base_s": base_end, "sr_s": total - base_end, "total_s": total,
-                            "n_base": n_base, "n_sr": n_sr})
+                            "base_timesteps": base_timesteps, "n_sr": n_sr})
     med = {k: statistics.median(r[k] for r in records) for k in ("first_frame_s", "base_s", "sr_s", "total_s")}
-    med["base_step_ms"] = 1000 * med["base_s"] / records[0]["n_base"]
+    med["base_step_ms"] = 1000 * med["base_s"] / len(records[0]["base_timesteps"])
     med["sr_step_ms"] = 1000 * med["sr_s"] / records[0]["n_sr"] if records[0]["n_sr"] else None
     med["warmup_s"] = warmup_s  # the first request: one-time costs (and torch.compile's compilation)
+    med["base_timesteps"] = records[0]["base_timesteps"]
     return med
 
 
@@ -87,9 +90,14 @@ def measure(pipe: ImagenPipeline, runs: int, label: str, **overrides: object) ->
     s = pipe.settings(**{k: v for k, v in overrides.items() if k not in INSTRUMENTS})
     result = {"config": label, "threads": torch.get_num_threads(), "dtype": str(pipe.dtype).removeprefix("torch."),
               "sampler": s.sampler, "steps": s.steps, "sr_steps": s.sr_steps if s.sr else 0,
-              "guidance_scale": s.guidance_scale, "sr_guidance_scale": s.sr_guidance_scale}
+              "guidance_scale": s.guidance_scale, "guidance_min_t": s.guidance_min_t,
+              "sr_guidance_scale": s.sr_guidance_scale}
     result.update(time_cascade(pipe, runs, **overrides))
-    result["base_unet_ms"] = time_unet(pipe, "base", 1 if s.guidance_scale == 1 else 2)
+    # the bare forwards the base stage ran: both halves at its guided steps, the captioned one elsewhere
+    batches = [2 if s.guidance_at(t) != 1 else 1 for t in result.pop("base_timesteps")]
+    unet_ms = {b: time_unet(pipe, "base", b) for b in set(batches)}
+    result["base_guided_steps"] = batches.count(2)
+    result["base_unet_ms"] = statistics.mean(unet_ms[b] for b in batches)
     result["base_overhead_pct"] = 100 * (result["base_step_ms"] / result["base_unet_ms"] - 1)
     if s.sr:
         result["sr_unet_ms"] = time_unet(pipe, "sr", 1 if s.sr_guidance_scale == 1 else 2)
@@ -107,6 +115,7 @@ def lever_configs(pipe: ImagenPipeline) -> list[tuple[str, dict, dict]]:
         *[(name, {"dtype": dtype}, {}) for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))
           if dtype != pipe.dtype],
         ("1 thread", {"threads": 1}, {}),
+        *([("guided at every step", {}, {"guidance_min_t": 0})] if d.guidance_min_t else []),
         ("SR guided (w=4)", {}, {"sr_guidance_scale": 4.0}),
         *[(sampler, {}, {"sampler": sampler}) for sampler in ("dpm++", "ddim", "ddpm") if sampler != d.sampler],
         ("half the steps", {}, {"steps": max(1, d.steps // 2), "sr_steps": max(1, d.sr_steps // 2)}),

@@ -64,8 +64,16 @@ SWEEP_TILE = 128
 # What each instrument costs, measured on the 2-core reference machine (benchmarks/latency.py --levers).
 ATTENTION_COST = ("Costs about a tenth more time on the 64 px stage (6% and 19% in two runs on 2 cores): "
                   "unfused attention, recorded.")
-GUIDANCE_COST = ("Free at w ≠ 1 (both halves run anyway); at w = 1 it runs the caption-free half too, "
-                 "about 1.5x the 64 px stage.")
+GUIDANCE_COST = ("Free on the steps guidance runs on (both halves run anyway); on the others, and at w = 1, "
+                 "it runs the caption-free half too: at most about 1.5x the 64 px stage.")
+
+
+def guidance_info(defaults: Settings) -> str:
+    """The guidance slider's help line; it says which steps are guided when not all of them are."""
+    info = "How strongly to follow the prompt. 1 = no extra push; 0 ignores it."
+    if defaults.guidance_min_t:
+        info += f" Applied while the image is mostly noise (t ≥ {defaults.guidance_min_t}), where its shape forms."
+    return info
 
 GenerateOutputs = tuple[Image.Image | None, Image.Image | None, Image.Image | None, Image.Image | None,
                         list[tuple[Image.Image, str]] | None, str, int]

@@ -128,3 +128,9 @@ def test_samplers_step_together_in_three_columns(tiny_checkpoint):
     assert "Samplers done" in updates[-1][1] and updates[-1][2] == 1
     finals = re.findall(r'<img class="pixelated" src="([^"]+)" alt="x0"', updates[-1][0])
     assert len(set(finals)) == 3  # the three samplers end on different images
+
+
+def test_guidance_help_names_the_guided_steps_only_when_some_are_not():
+    from imagen.config import Settings
+    assert "t ≥" not in demo.guidance_info(Settings())
+    assert "t ≥ 700" in demo.guidance_info(Settings(guidance_min_t=700))

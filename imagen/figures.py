@@ -134,14 +134,15 @@ def guidance_figure(pipe: ImagenPipeline, prompt: str, seed: int = 0, frames: in
     steps = list(pipe.generate(prompt, seed=seed, sr=False, guidance_parts=True))
     picks = [steps[i] for i in _picks(len(steps), frames)]
     pushes = [settings.guidance_at(s.timestep) * (s.x0_cond - s.x0_uncond) for s in picks]
-    w = f"w = {settings.guidance_scale:g}" + (f" at t >= {settings.guidance_min_t}, 1 below"
-                                              if settings.guidance_min_t else "")
+    interval = f"w = {settings.guidance_scale:g} at t >= {settings.guidance_min_t}, 1 below; " \
+        if settings.guidance_min_t else ""
     rows = [("x0 without caption", [to_pil(s.x0_uncond)[0] for s in picks]),
             ("x0 with caption", [to_pil(s.x0_cond)[0] for s in picks]),
             ("w x difference", [to_pil(p / p.abs().amax().clamp(min=0.05))[0] for p in pushes]),
-            (f"guided ({w})", [to_pil(s.x0_pred)[0] for s in picks])]
-    return labelled_rows(rows, [f"step {s.index + 1}/{s.total}, t={s.timestep}" for s in picks],
-                         f'eps = eps_uncond + w (eps_cond - eps_uncond), as pictures: "{prompt}"')
+            ("guided x0", [to_pil(s.x0_pred)[0] for s in picks])]
+    columns = [f"{s.index + 1}/{s.total}: t={s.timestep}, w={settings.guidance_at(s.timestep):g}" for s in picks]
+    return labelled_rows(rows, columns,
+                         f'eps = eps_uncond + w (eps_cond - eps_uncond) ({interval}as pictures): "{prompt}"')
 
 
 def samplers_figure(pipe: ImagenPipeline, prompt: str, seed: int = 0, frames: int = 5) -> Image.Image:

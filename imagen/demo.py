@@ -64,8 +64,8 @@ SWEEP_TILE = 128
 # What each instrument costs, measured on the 2-core reference machine (benchmarks/latency.py --levers).
 ATTENTION_COST = ("Costs about a tenth more time on the 64 px stage (6% and 19% in two runs on 2 cores): "
                   "unfused attention, recorded.")
-GUIDANCE_COST = ("Free on the steps guidance runs on (both halves run anyway); on the others, and at w = 1, "
-                 "it runs the caption-free half too: at most about 1.5x the 64 px stage.")
+GUIDANCE_COST = ("Free on the guided steps (both halves run anyway); on the others, and at w = 1, it runs the "
+                 "caption-free half too: about 1.4x the 64 px stage at the defaults.")
 
 
 def guidance_info(defaults: Settings) -> str:

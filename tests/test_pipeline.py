@@ -54,14 +54,20 @@ def test_ddpm_draws_fresh_noise_from_the_seed(tiny_pipeline):
     assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_guidance_scale_one_runs_only_the_conditional_half(tiny_pipeline, monkeypatch):
+def count_base_batches(pipe, monkeypatch) -> list[int]:
+    """From now on, the batch size of every base U-Net forward, in order."""
     batches = []
-    forward = tiny_pipeline.base_unet.forward
+    forward = pipe.base_unet.forward
 
     def counting_forward(x, *args, **kwargs):
         batches.append(len(x))
         return forward(x, *args, **kwargs)
-    monkeypatch.setattr(tiny_pipeline.base_unet, "forward", counting_forward)
+    monkeypatch.setattr(pipe.base_unet, "forward", counting_forward)
+    return batches
+
+
+def test_guidance_scale_one_runs_only_the_conditional_half(tiny_pipeline, monkeypatch):
+    batches = count_base_batches(tiny_pipeline, monkeypatch)
     list(tiny_pipeline.generate(["red apple"], guidance_scale=1.0, sr=False))
     list(tiny_pipeline.generate(["red apple"], guidance_scale=4.0, sr=False))
     assert batches == [1, 1, 1, 2, 2, 2]
@@ -71,13 +77,7 @@ def test_guidance_interval_guides_only_the_high_noise_steps(tiny_pipeline, monke
     # 4 ddpm steps visit t = 999, 749, 499, 249: guidance_min_t = 500 guides the first two only.
     full = list(tiny_pipeline.generate(["red apple"], seed=3, guidance_scale=4.0, steps=4, sr=False))
     plain = list(tiny_pipeline.generate(["red apple"], seed=3, guidance_scale=1.0, steps=4, sr=False))
-    batches = []
-    forward = tiny_pipeline.base_unet.forward
-
-    def counting_forward(x, *args, **kwargs):
-        batches.append(len(x))
-        return forward(x, *args, **kwargs)
-    monkeypatch.setattr(tiny_pipeline.base_unet, "forward", counting_forward)
+    batches = count_base_batches(tiny_pipeline, monkeypatch)
     part = list(tiny_pipeline.generate(["red apple"], seed=3, guidance_scale=4.0, steps=4, sr=False,
                                        guidance_min_t=500))
     assert [s.timestep for s in part] == [999, 749, 499, 249]
@@ -86,7 +86,7 @@ def test_guidance_interval_guides_only_the_high_noise_steps(tiny_pipeline, monke
         torch.testing.assert_close(a.x_prev, b.x_prev)
     assert not torch.allclose(part[-1].x_prev, full[-1].x_prev)
     assert not torch.allclose(part[-1].x_prev, plain[-1].x_prev)
-    # the unguided steps take the captioned prediction alone: the same x0 as w = 1 from the same x_t
+    # an unguided step's x0 is the captioned half's alone
     parts = list(tiny_pipeline.generate(["red apple"], seed=3, guidance_scale=4.0, steps=4, sr=False,
                                         guidance_min_t=500, guidance_parts=True))
     torch.testing.assert_close(parts[-1].x0_pred, parts[-1].x0_cond.clamp(-1, 1), atol=1e-5, rtol=1e-5)

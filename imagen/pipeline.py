@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -180,8 +180,7 @@ class ImagenPipeline:
         # 2. base stage: 64 px from pure noise
         x_T = initial_noise((len(prompts), 3, 64, 64), generators, self.device)
         parts = GuidanceParts() if guidance_parts else None
-        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale, parts=parts,
-                                  guidance_min_t=s.guidance_min_t)
+        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_at, parts=parts)
         probe = AttentionProbe(self.base_unet) if attention else nullcontext()
         x_64 = None
         with probe:  # swaps in capturing attention processors; restored however the loop ends
@@ -235,7 +234,7 @@ class ImagenPipeline:
         t = torch.full((len(prompts),), timesteps[start], device=self.device)
         x_t = q_sample(images_64.to(self.device).float(), t, noise, self._alpha_bar["base"])
         text, uncond = self._encode(prompts)
-        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_scale, guidance_min_t=s.guidance_min_t)
+        denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_at)
         yield from sample_loop(denoiser, x_t, scheduler, s.steps, self._alpha_bar["base"],
                                self.config.base.prediction_type, "base", s.threshold, generators, start=start)
 
@@ -255,7 +254,7 @@ class ImagenPipeline:
         clean = x_64.clamp(-1, 1)
         low_res = noise_augment(upsample(clean, 256), aug_t, self._alpha_bar["sr"], generators)
         x_T = initial_noise((batch, 3, 256, 256), generators, self.device)
-        denoiser = self._denoiser(self.sr_unet, text, uncond, s.sr_guidance_scale, low_res, aug_t)
+        denoiser = self._denoiser(self.sr_unet, text, uncond, lambda t: s.sr_guidance_scale, low_res, aug_t)
         # consistency holds x0 to the clean input, not the noise-augmented one
         constrain = partial(project, y=clean.float()) if s.sr_consistency else None
         yield from sample_loop(denoiser, x_T, make_scheduler(s.sampler, self._betas["sr"]), s.sr_steps,
@@ -270,21 +269,16 @@ class ImagenPipeline:
         return CascadeOutput(to_pil(last["base"]), to_pil(last["sr"]) if "sr" in last else None)
 
     def _denoiser(self, unet: UNet2DConditionModel, text: TextEncoding, uncond: TextEncoding,
-                  guidance_scale: float, low_res: torch.Tensor | None = None,
-                  aug_t: torch.Tensor | None = None, parts: GuidanceParts | None = None,
-                  guidance_min_t: int = 0) -> Denoiser:
-        """The network as a function of (x_t, t), with classifier-free guidance folded in.
-        Guidance runs the conditional and unconditional halves as one batch; w = 1, and every
-        t below `guidance_min_t`, skip the unconditional half entirely, unless `parts` is to
-        record both halves."""
-        guided = guidance_scale != 1.0 or parts is not None
+                  guidance_at: Callable[[int], float], low_res: torch.Tensor | None = None,
+                  aug_t: torch.Tensor | None = None, parts: GuidanceParts | None = None) -> Denoiser:
+        """The network as a function of (x_t, t), with classifier-free guidance folded in at the
+        weight `guidance_at(t)`. A guided step runs the conditional and unconditional halves as one
+        batch; a step at w = 1 skips the unconditional half, unless `parts` is to record both."""
         cond = (text.text_embeds.to(self.device), text.text_mask.to(self.device), low_res, aug_t)
-        both = cond
-        if guided:
-            both = (torch.cat([uncond.text_embeds, text.text_embeds]).to(self.device),
-                    torch.cat([uncond.text_mask, text.text_mask]).to(self.device),
-                    None if low_res is None else torch.cat([low_res, low_res]),
-                    None if aug_t is None else torch.cat([aug_t, aug_t]))
+        both = (torch.cat([uncond.text_embeds, text.text_embeds]).to(self.device),
+                torch.cat([uncond.text_mask, text.text_mask]).to(self.device),
+                None if low_res is None else torch.cat([low_res, low_res]),
+                None if aug_t is None else torch.cat([aug_t, aug_t]))
 
         def forward(x_in: torch.Tensor, t_in: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor,
                     cond_image: torch.Tensor | None, class_labels: torch.Tensor | None) -> torch.Tensor:
@@ -294,13 +288,13 @@ class ImagenPipeline:
                 return unet_forward(unet, x_in, t_in, embeds, mask, class_labels).float()
 
         def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            in_interval = int(t[0]) >= guidance_min_t
-            if not guided or (not in_interval and parts is None):
+            w = guidance_at(int(t[0]))
+            if w == 1.0 and parts is None:
                 return forward(x_t, t, *cond)
             out_uncond, out_cond = forward(torch.cat([x_t, x_t]), torch.cat([t, t]), *both).chunk(2)
             if parts is not None:
                 parts.record(out_uncond, out_cond)
-            return classifier_free_guidance(out_uncond, out_cond, guidance_scale) if in_interval else out_cond
+            return classifier_free_guidance(out_uncond, out_cond, w)
 
         return denoise
 

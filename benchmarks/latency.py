@@ -8,9 +8,9 @@
 Fields: first_frame_s (request to the first streamed step, prompt encoding included), base_s,
 sr_s, total_s (each the median of --runs after a warm-up), base_step_ms, sr_step_ms,
 base_unet_ms / sr_unet_ms (the bare U-Net forwards at the same batches: both halves at the base
-stage's guided steps, base_guided_steps of them; for the overhead of guidance, thresholding, the
-scheduler and streaming), base_overhead_pct, sr_overhead_pct and
-peak_rss_mb (this process's peak resident memory).
+stage's guided steps, base_guided_steps of them, or at every step with the guidance-arithmetic
+instrument; for the overhead of guidance, thresholding, the scheduler and streaming),
+base_overhead_pct, sr_overhead_pct and peak_rss_mb (this process's peak resident memory).
 """
 
 from __future__ import annotations
@@ -93,8 +93,10 @@ def measure(pipe: ImagenPipeline, runs: int, label: str, **overrides: object) ->
               "guidance_scale": s.guidance_scale, "guidance_min_t": s.guidance_min_t,
               "sr_guidance_scale": s.sr_guidance_scale}
     result.update(time_cascade(pipe, runs, **overrides))
-    # the bare forwards the base stage ran: both halves at its guided steps, the captioned one elsewhere
-    batches = [2 if s.guidance_at(t) != 1 else 1 for t in result.pop("base_timesteps")]
+    # the bare forwards the base stage ran: both halves at its guided steps, the captioned one elsewhere;
+    # the guidance-arithmetic instrument runs both halves at every step (it shows each half's x0)
+    both_always = bool(overrides.get("guidance_parts"))
+    batches = [2 if both_always or s.guidance_at(t) != 1 else 1 for t in result.pop("base_timesteps")]
     unet_ms = {b: time_unet(pipe, "base", b) for b in set(batches)}
     result["base_guided_steps"] = batches.count(2)
     result["base_unet_ms"] = statistics.mean(unet_ms[b] for b in batches)

@@ -68,7 +68,7 @@ def time_cascade(pipe: ImagenPipeline, runs: int, **overrides: object) -> dict:
 def time_unet(pipe: ImagenPipeline, stage: str, batch: int, repeats: int = 10) -> float:
     """Median ms of one bare U-Net forward, at the batch the sampler runs it."""
     unet = pipe.base_unet if stage == "base" else pipe.sr_unet
-    size, channels = (64, 3) if stage == "base" else (256, 6)
+    size, channels = (64 if stage == "base" else 256), unet.config.in_channels  # 6: SR or self-conditioned
     x = torch.randn(batch, channels, size, size, device=pipe.device)
     t = torch.full((batch,), 500, device=pipe.device)
     text = pipe.text_encoder.encode(["red apple"] * batch)

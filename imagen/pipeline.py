@@ -30,8 +30,9 @@ from .diffusion import alpha_bars, classifier_free_guidance, make_betas, noise_a
 from .images import to_pil
 from .instruments import AttentionProbe, GuidanceParts
 from .samplers import Denoiser, Step, initial_noise, make_scheduler, sample_loop, schedule_timesteps
+from .self_conditioning import sampling_input
 from .text_encoder import TextEncoder, TextEncoderError, TextEncoding
-from .unets import unet_forward
+from .unets import is_self_conditioned, unet_forward
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 
@@ -271,9 +272,11 @@ class ImagenPipeline:
     def _denoiser(self, unet: UNet2DConditionModel, text: TextEncoding, uncond: TextEncoding,
                   guidance_at: Callable[[int], float], low_res: torch.Tensor | None = None,
                   aug_t: torch.Tensor | None = None, parts: GuidanceParts | None = None) -> Denoiser:
-        """The network as a function of (x_t, t), with classifier-free guidance folded in at the
-        weight `guidance_at(t)`. A guided step runs the conditional and unconditional halves as one
-        batch; a step at w = 1 skips the unconditional half, unless `parts` is to record both."""
+        """The network as a function of (x_t, t, previous x0), with classifier-free guidance folded
+        in at the weight `guidance_at(t)`. A guided step runs the conditional and unconditional halves
+        as one batch; a step at w = 1 skips the unconditional half, unless `parts` is to record both.
+        A self-conditioned base stage sees the previous step's x0 beside x_t (both halves the same)."""
+        self_conditioned = low_res is None and is_self_conditioned("base", unet)
         cond = (text.text_embeds.to(self.device), text.text_mask.to(self.device), low_res, aug_t)
         both = (torch.cat([uncond.text_embeds, text.text_embeds]).to(self.device),
                 torch.cat([uncond.text_mask, text.text_mask]).to(self.device),
@@ -287,8 +290,10 @@ class ImagenPipeline:
             with autocast(self.device, self.dtype):
                 return unet_forward(unet, x_in, t_in, embeds, mask, class_labels).float()
 
-        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        def denoise(x_t: torch.Tensor, t: torch.Tensor, x0_prev: torch.Tensor | None = None) -> torch.Tensor:
             w = guidance_at(int(t[0]))
+            if self_conditioned:
+                x_t = sampling_input(x_t, x0_prev)
             if w == 1.0 and parts is None:
                 return forward(x_t, t, *cond)
             out_uncond, out_cond = forward(torch.cat([x_t, x_t]), torch.cat([t, t]), *both).chunk(2)

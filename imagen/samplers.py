@@ -19,8 +19,9 @@ from .diffusion import dynamic_threshold, predict_x0, randn_like
 
 SAMPLERS = ("dpm++", "ddim", "ddpm")
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""(x_t (B, C, H, W), t (B,)) -> the network's output (eps or v), guidance already applied."""
+Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+"""(x_t (B, C, H, W), t (B,), the previous step's x0 or None at the first) -> the network's output
+(eps or v), guidance already applied. Only a self-conditioned stage reads the previous x0."""
 
 Generators = torch.Generator | list[torch.Generator] | None
 
@@ -86,11 +87,11 @@ def sample_loop(
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     scheduler.set_timesteps(steps, device=x_T.device)
-    x_t = x_T
+    x_t, x0_pred = x_T, None
     kwargs = {"generator": generator} if isinstance(scheduler, DDPMScheduler) else {}
     for i, t in list(enumerate(scheduler.timesteps))[start:]:
         t_batch = t.expand(x_t.shape[0]).to(x_t.device)
-        model_out = denoiser(x_t, t_batch).float()
+        model_out = denoiser(x_t, t_batch, x0_pred).float()
         x0_pred = dynamic_threshold(predict_x0(x_t, t_batch, model_out, alpha_bar, prediction_type), threshold)
         if constrain is not None:
             x0_pred = constrain(x0_pred)

@@ -31,11 +31,21 @@ from .data import default_cache_dir, load_dataset
 from .data.balance import concept_weights
 from .data.text_cache import CaptionEmbeddings, cached_text_embeddings
 from .device import fast_bfloat16
-from .diffusion import alpha_bars, make_betas, noise_augment, q_sample, shifted_timesteps, training_loss, upsample
+from .diffusion import (
+    alpha_bars,
+    make_betas,
+    noise_augment,
+    predict_x0,
+    q_sample,
+    shifted_timesteps,
+    training_loss,
+    upsample,
+)
 from .ema import EMA
 from .growth import load_deepened
 from .images import from_uint8, grid, to_pil
 from .pipeline import ImagenPipeline, load_unet
+from .self_conditioning import training_input, widen_input
 from .text_encoder import TextEncoder
 from .train_config import TrainConfig, config_from_args
 from .unets import build_unet, unet_forward
@@ -88,11 +98,16 @@ class Batches:
 def load_stage_weights(unet: torch.nn.Module, checkpoint: Path, stage: str) -> None:
     """Warm start: copy one stage's weights from a pipeline checkpoint folder into `unet`, which
     must have the same architecture (the same --preset and text encoder), or the same with more
-    layers at some levels (e.g. cpu -> cpu-deep), which start as the identity (imagen.growth)."""
+    layers at some levels (e.g. cpu -> cpu-deep), which start as the identity (imagen.growth), or
+    the same with self-conditioning's input channels added, which start at zero."""
     if not (checkpoint / stage).is_dir():
         raise ValueError(f"--init-from {checkpoint}: no {stage} stage there ({checkpoint / stage} is missing)")
     source = load_unet(checkpoint / stage)  # a CheckpointError (a ValueError) if damaged
-    state, own = source.state_dict(), unet.state_dict()
+    own = unet.state_dict()
+    state = widen_input(source.state_dict(), own)
+    if state["conv_in.weight"].shape != source.state_dict()["conv_in.weight"].shape:
+        print(f"--init-from {checkpoint}: its {stage} U-Net gains self-conditioning's input channels "
+              "(their weights start at zero)")
     mismatched = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
     if not mismatched and not set(state) - set(own):
         unet.load_state_dict(state)
@@ -163,7 +178,7 @@ class Trainer:
         self.alpha_bar = self.alpha_bar_cpu.to(self.acc.device)
 
         torch.manual_seed(cfg.seed)  # the initial weights
-        self.unet = build_unet(cfg.stage, cfg.preset, self.encoder.dim)
+        self.unet = build_unet(cfg.stage, cfg.preset, self.encoder.dim, cfg.self_condition)
         if cfg.init_from and not resume:
             load_stage_weights(self.unet, Path(cfg.init_from), cfg.stage)
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
@@ -239,6 +254,11 @@ class Trainer:
         x0, eps, t, embeds, mask = (v.to(device) for v in (x0, eps, t, embeds, mask))
         x_t = q_sample(x0, t, eps, self.alpha_bar)
         x_in = x_t if cond is None else torch.cat([x_t, cond.to(device)], dim=1)
+        if cfg.self_condition:  # its draw comes after the others, which match a run without it
+            def estimate_x0(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+                out = unet_forward(self.unet, x, t[r], embeds[r], mask[r]).float()
+                return predict_x0(x_t[r], t[r], out, self.alpha_bar, cfg.prediction_type).clamp(-1, 1)
+            x_in = training_input(x_t, estimate_x0, g)
         out = unet_forward(self.unet, x_in, t, embeds, mask,
                            None if class_labels is None else class_labels.to(device))
         return training_loss(out, x0, t, eps, self.alpha_bar, cfg.prediction_type, cfg.loss_weighting,

@@ -49,6 +49,8 @@ class TrainConfig:
                                       "by this factor (simple diffusion): 1 uniform, 2 puts the median t near 700")
     balance: float = _opt(0.0, "sample image i with weight 1 / (images of its concept) ** this: "
                                "0 uniform over images, 1 uniform over concepts (skin-tone variants share one)")
+    self_condition: bool = _opt(False, "base: the U-Net also sees its previous estimate of x0 (self-conditioning, "
+                                       "Chen et al. 2022); a warm start from a plain base adds the input at zero")
     init_from: str | None = _opt(None, "start from the weights of this stage in a pipeline checkpoint "
                                        "folder (e.g. checkpoints/emoji), not from random ones")
     ema_decay: float = _opt(0.9995, "decay of the weights' moving average, which is sampled and exported")
@@ -78,6 +80,9 @@ class TrainConfig:
             (self.min_snr_gamma > 0, "min_snr_gamma must be positive"),
             (self.timestep_shift > 0, "timestep_shift must be positive"),
             (0 <= self.balance <= 1, "balance must be in [0, 1]"),
+            (isinstance(self.self_condition, bool),
+             f"self_condition must be true or false, got {self.self_condition!r}"),
+            (not self.self_condition or self.stage == "base", "self_condition is for the base stage only"),
             (0 < self.crop_size <= 256 and 256 % self.crop_size == 0, "crop_size must divide 256"),
             (0 <= self.sr_max_noise_level < self.num_timesteps, "sr_max_noise_level must be below num_timesteps"),
             (self.mixed_precision in ("auto", "no", "bf16", "fp16"),
@@ -119,6 +124,9 @@ def parser() -> argparse.ArgumentParser:
         default = getattr(defaults, f.name)
         if f.name == "sample_prompts":
             p.add_argument(flag, nargs="+", default=None, help=f.metadata["help"])
+            continue
+        if isinstance(default, bool):
+            p.add_argument(flag, action="store_true", default=None, help=f.metadata["help"])
             continue
         kind = int if f.name == "threads" else type(default) if default is not None else str
         p.add_argument(flag, type=kind, default=None, help=f"{f.metadata['help']} (default: {default})")

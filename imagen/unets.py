@@ -59,10 +59,13 @@ SR_PRESETS: dict[str, UNetPreset] = {
 STAGES = ("base", "sr")
 
 
-def unet_config(stage: str, preset: str | UNetPreset, text_embed_dim: int) -> dict:
-    """The `UNet2DConditionModel` keyword arguments for a stage ("base" or "sr") and a preset."""
+def unet_config(stage: str, preset: str | UNetPreset, text_embed_dim: int, self_condition: bool = False) -> dict:
+    """The `UNet2DConditionModel` keyword arguments for a stage ("base" or "sr") and a preset.
+    `self_condition`: the base stage also sees its previous estimate of x0 (self_conditioning.py)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    if self_condition and stage != "base":
+        raise ValueError("self-conditioning is for the base stage only")
     presets = BASE_PRESETS if stage == "base" else SR_PRESETS
     if isinstance(preset, str):
         if preset not in presets:
@@ -72,8 +75,9 @@ def unet_config(stage: str, preset: str | UNetPreset, text_embed_dim: int) -> di
     up = tuple("SimpleCrossAttnUpBlock2D" if a else "ResnetUpsampleBlock2D" for a in reversed(preset.attention))
     config = dict(
         sample_size=64 if stage == "base" else 256,
-        # SR: x_t concatenated with the upsampled low-res image along channels.
-        in_channels=3 if stage == "base" else 6,
+        # SR: x_t concatenated with the upsampled low-res image along channels; a self-conditioned
+        # base stage: x_t beside its previous estimate of x0.
+        in_channels=6 if stage == "sr" or self_condition else 3,
         out_channels=3,
         block_out_channels=preset.block_out_channels,
         layers_per_block=preset.layers_per_block,
@@ -105,9 +109,16 @@ def _pool_heads(dim: int) -> int:
     return max(h for h in range(1, 9) if dim % h == 0)
 
 
-def build_unet(stage: str, preset: str | UNetPreset, text_embed_dim: int) -> UNet2DConditionModel:
+def build_unet(stage: str, preset: str | UNetPreset, text_embed_dim: int,
+               self_condition: bool = False) -> UNet2DConditionModel:
     """A freshly initialised U-Net for `stage`."""
-    return UNet2DConditionModel(**unet_config(stage, preset, text_embed_dim))
+    return UNet2DConditionModel(**unet_config(stage, preset, text_embed_dim, self_condition))
+
+
+def is_self_conditioned(stage: str, unet: UNet2DConditionModel) -> bool:
+    """Whether a trained U-Net of `stage` takes its previous x0 estimate beside x_t: a base stage
+    with 6 input channels (a plain one has 3; the SR stage's 6 are x_t and the low-res image)."""
+    return stage == "base" and getattr(unet, "module", unet).config.in_channels == 6
 
 
 def unet_forward(unet: UNet2DConditionModel, x_in: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor,

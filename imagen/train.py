@@ -103,9 +103,9 @@ def load_stage_weights(unet: torch.nn.Module, checkpoint: Path, stage: str) -> N
     if not (checkpoint / stage).is_dir():
         raise ValueError(f"--init-from {checkpoint}: no {stage} stage there ({checkpoint / stage} is missing)")
     source = load_unet(checkpoint / stage)  # a CheckpointError (a ValueError) if damaged
-    own = unet.state_dict()
-    state = widen_input(source.state_dict(), own)
-    if state["conv_in.weight"].shape != source.state_dict()["conv_in.weight"].shape:
+    plain, own = source.state_dict(), unet.state_dict()
+    state = widen_input(plain, own)
+    if state is not plain:
         print(f"--init-from {checkpoint}: its {stage} U-Net gains self-conditioning's input channels "
               "(their weights start at zero)")
     mismatched = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)

@@ -25,8 +25,10 @@ class EMA:
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         d = self.current_decay()
-        for ema_p, p in zip(self.model.parameters(), model.parameters()):
-            ema_p.lerp_(p.detach().to(ema_p.dtype), 1 - d)
+        # One fused update over all tensors: on a GPU a loop would launch a kernel per tensor.
+        torch._foreach_lerp_(list(self.model.parameters()),
+                             [p.detach().to(e.dtype) for e, p in zip(self.model.parameters(), model.parameters())],
+                             1 - d)
         for ema_b, b in zip(self.model.buffers(), model.buffers()):
             ema_b.copy_(b)
         self.updates += 1

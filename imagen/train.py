@@ -139,6 +139,7 @@ def trim_log(path: Path, step: int) -> None:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool):
+        self.created = time.perf_counter()  # --time-budget-s counts from here: loading the data is part of it
         self.cfg = cfg
         self.run = Path(cfg.run)
         if cfg.threads:
@@ -277,6 +278,10 @@ class Trainer:
         losses: list[float] = []
         t_last, samples_since = time.perf_counter(), 0
         start = time.perf_counter()
+        # --time-budget-s: time steps 10..50 of this process (the first ones pay for warm-up), then fix
+        # the run's length. Before step 50 the warmup's learning rate does not depend on --steps.
+        probe = (self.step + 10, self.step + 50) if cfg.time_budget_s > 0 else None
+        t_probe = start
         self.unet.train()
         while self.step < cfg.steps and not self.stop_requested:
             lr = lr_at(self.step, cfg)
@@ -295,6 +300,12 @@ class Trainer:
             self.step += 1
             samples_since += cfg.batch_size * cfg.grad_accum * self.acc.num_processes
             bar.update(1)
+            if probe is not None and self.step == probe[0]:
+                t_probe = time.perf_counter()
+            elif probe is not None and self.step == probe[1]:
+                self.fix_steps((probe[1] - probe[0]) / (time.perf_counter() - t_probe))
+                bar.total = cfg.steps
+                bar.refresh()
 
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 now = time.perf_counter()
@@ -319,6 +330,17 @@ class Trainer:
         if log is not None:
             log.close()
         self.acc.end_training()
+
+    def fix_steps(self, steps_per_s: float) -> None:
+        """Set cfg.steps to what `steps_per_s` fits in the rest of --time-budget-s (less 5% for the
+        checkpoints and sample grids), and record it in config.json so a resumed run keeps it."""
+        cfg = self.cfg
+        left = cfg.time_budget_s - (time.perf_counter() - self.created)
+        cfg.steps = max(self.step + 1, self.step + int(0.95 * steps_per_s * left))
+        cfg.time_budget_s = 0.0
+        if self.acc.is_main_process:
+            cfg.save(self.run / "config.json")
+        tqdm.write(f"--time-budget-s: {steps_per_s:.2f} steps/s and {left:.0f} s left: the run is {cfg.steps} steps")
 
     def save(self) -> None:
         self.acc.wait_for_everyone()

@@ -34,6 +34,9 @@ class TrainConfig:
     prediction_type: str = _opt("v_prediction", "what the network predicts: v_prediction or epsilon")
     num_timesteps: int = _opt(1000, "diffusion steps T of the training process")
     steps: int = _opt(20_000, "optimizer steps in all")
+    time_budget_s: float = _opt(0.0, "when > 0: 50 steps into the run, set --steps to what its measured speed "
+                                     "fits in this many seconds from its start (a chunk of known length, e.g. "
+                                     "on a lent GPU), so the cosine schedule ends in time; saved in config.json")
     batch_size: int = _opt(32, "images per micro-batch and process")
     grad_accum: int = _opt(1, "micro-batches per optimizer step")
     lr: float = _opt(4e-4, "peak AdamW learning rate")
@@ -71,6 +74,7 @@ class TrainConfig:
         checks = [
             (self.stage in ("base", "sr"), f"stage must be base or sr, got {self.stage!r}"),
             (self.steps >= 1, "steps must be at least 1"),
+            (self.time_budget_s >= 0, "time_budget_s must be 0 (off) or positive"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be at least 1"),
             (self.lr > 0, "lr must be positive"),
             (self.lr_schedule in ("cosine", "constant"), f"unknown lr_schedule {self.lr_schedule!r}"),

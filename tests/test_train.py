@@ -245,3 +245,13 @@ def test_a_run_can_start_from_a_shipped_checkpoint_and_trains_with_min_snr(tmp_p
     bad = {**vars(cfg), "run": str(tmp_path / "run2"), "preset": "cpu"}
     with pytest.raises(ValueError, match="another architecture"):
         Trainer(TrainConfig(**bad).validate(), resume=False)
+
+
+def test_a_time_budget_fixes_the_run_length_from_its_measured_speed(tmp_path, shapes_folder):
+    run = tmp_path / "run"
+    assert main(tiny_args(run, shapes_folder, tmp_path / "cache", steps=100_000, time_budget_s=25)) == 0
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["time_budget_s"] == 0  # fixed once: a resume keeps the length
+    assert 50 < stored["steps"] < 100_000
+    assert max(losses(run)) == stored["steps"]
+    assert load_latest(run)[1]["state"]["step"] == stored["steps"]

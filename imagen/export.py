@@ -2,7 +2,9 @@
 
     python -m imagen.export --run runs/emoji-base --run runs/emoji-sr --out checkpoints/emoji
 
-Each run's config.json says its stage; give one base run and at most one SR run. The newest
+Each run's config.json says its stage; give one base run and at most one SR run. An SR run alone
+takes its base stage from a pipeline checkpoint (`--base-from checkpoints/emoji`), so a new SR
+stage can be tried beside the shipped base. The newest
 complete checkpoint of each run is used (or --step N). Weights are written as fp16 safetensors
 by default (a release: half the size; the pipeline upcasts them when it loads).
 """
@@ -18,7 +20,7 @@ from diffusers import UNet2DConditionModel
 
 from .checkpointing import complete_checkpoints, load_checkpoint, load_latest
 from .config import DiffusionConfig, PipelineConfig, Settings
-from .pipeline import save_pipeline
+from .pipeline import load_unet, save_pipeline
 from .train_config import TrainConfig
 
 
@@ -43,7 +45,8 @@ def load_run(run: Path, step: int | None = None) -> tuple[TrainConfig, UNet2DCon
 
 
 def export(runs: list[Path], out: Path, half: bool = True, defaults: Settings | None = None,
-           step: int | None = None, max_shard_mb: int | None = None) -> PipelineConfig:
+           step: int | None = None, max_shard_mb: int | None = None,
+           base_from: Path | None = None) -> PipelineConfig:
     stages: dict[str, tuple[TrainConfig, UNet2DConditionModel, int]] = {}
     for run in runs:
         cfg, unet, at = load_run(run, step)
@@ -51,22 +54,33 @@ def export(runs: list[Path], out: Path, half: bool = True, defaults: Settings | 
             raise ValueError(f"two {cfg.stage} runs given ({run} and {stages[cfg.stage][0].run}); give one of each")
         stages[cfg.stage] = (cfg, unet, at)
         print(f"{run}: {cfg.stage} stage, EMA weights at step {at}")
-    if "base" not in stages:
-        raise ValueError("give a base-stage run (--run runs/NAME trained with --stage base)")
-    base_cfg = stages["base"][0]
+    if "base" in stages and base_from is not None:
+        raise ValueError("give either a base-stage run or --base-from, not both")
+    if "base" in stages:
+        base_cfg = stages["base"][0]
+        text_encoder, max_length, base_diffusion = base_cfg.text_encoder, base_cfg.max_length, _diffusion(base_cfg)
+        base_unet = stages["base"][1]
+    elif base_from is not None:
+        source = PipelineConfig.load(base_from / "pipeline.json")  # a CheckpointError (a ValueError) if damaged
+        text_encoder, max_length, base_diffusion = source.text_encoder, source.max_length, source.base
+        base_unet = load_unet(base_from / "base")
+        print(f"{base_from}: base stage (--base-from)")
+    else:
+        raise ValueError("give a base-stage run (--run runs/NAME trained with --stage base), "
+                         "or --base-from CHECKPOINT beside an SR run")
     if "sr" in stages:
         sr_cfg = stages["sr"][0]
-        if (sr_cfg.text_encoder, sr_cfg.max_length) != (base_cfg.text_encoder, base_cfg.max_length):
-            raise ValueError("the base and SR runs used different text encoders; they cannot share one pipeline")
+        if (sr_cfg.text_encoder, sr_cfg.max_length) != (text_encoder, max_length):
+            raise ValueError("the base and SR stages used different text encoders; they cannot share one pipeline")
     defaults = defaults or Settings()
     config = PipelineConfig(
-        text_encoder=base_cfg.text_encoder,
-        max_length=base_cfg.max_length,
-        base=_diffusion(base_cfg),
+        text_encoder=text_encoder,
+        max_length=max_length,
+        base=base_diffusion,
         sr=_diffusion(stages["sr"][0]) if "sr" in stages else None,
         defaults=defaults if "sr" in stages else Settings(**{**vars(defaults), "sr": False}),
     )
-    save_pipeline(out, config, stages["base"][1], stages["sr"][1] if "sr" in stages else None, half=half,
+    save_pipeline(out, config, base_unet, stages["sr"][1] if "sr" in stages else None, half=half,
                   max_shard_mb=max_shard_mb)
     return config
 
@@ -83,11 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--float32", action="store_true", help="keep fp32 weights instead of fp16")
     p.add_argument("--defaults", type=Path, help="a JSON file of default sampling settings (see config.Settings)")
     p.add_argument("--max-shard-mb", type=int, help="split each stage's weights into files of at most this many MB")
+    p.add_argument("--base-from", type=Path, help="with an SR run alone: the base stage of this pipeline checkpoint")
     args = p.parse_args(argv)
     try:
         defaults = Settings(**json.loads(args.defaults.read_text())).validate() if args.defaults else None
         export(args.run, args.out, half=not args.float32, defaults=defaults, step=args.step,
-               max_shard_mb=args.max_shard_mb)
+               max_shard_mb=args.max_shard_mb, base_from=args.base_from)
     except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,7 +21,14 @@ to $OUT/<stage>. What the pack holds:
   captions exactly as the full model does (WordPiece picks the longest piece it knows, and every
   piece it picked is kept) and its embeddings differ by rounding only;
 - emoji/: the captions and the SVGs actually used, 2 MB as .tar.xz (see data/emoji.py);
-- train_chunk.sh: the chunk above.
+- train_chunk.sh: the chunk above;
+- session.sh (imagen/gpu_session.sh): a whole lent session in one command of at most 10 minutes,
+  the one the shipped weights' GPU fine-tune came from: three warm starts from checkpoints/emoji
+  side by side on the one GPU (the base stage, the base stage with self-conditioning, the SR
+  stage), each sized by `--time-budget-s` to end before TOTAL seconds are up, then their EMA
+  weights as one fp16 .safetensors each plus meta.tar.gz (configs, logs, sample grids) in $OUT:
+
+    bash .gpu-pack/session.sh 545
 """
 
 from __future__ import annotations
@@ -70,8 +77,14 @@ status=0
 timeout --signal=TERM --kill-after=90 "$seconds" python3 -m imagen.train "${args[@]}" || status=$?
 [ "$status" = 0 ] || [ "$status" = 124 ] || exit "$status"   # 124: the time was up, a checkpoint was saved
 tail -n 3 "$run/log.jsonl"
-python3 -m imagen.export --run "$run" --out "${OUT:-exports}/$stage" --max-shard-mb 15
+pair=()  # an SR stage is exported beside a base: this machine's base run, else the shipped one
+if [ "$stage" = sr ]; then
+  if [ -f runs/gpu-base/config.json ]; then pair=(--run runs/gpu-base); else pair=(--base-from checkpoints/emoji); fi
+fi
+python3 -m imagen.export --run "$run" "${pair[@]}" --out "${OUT:-exports}/$stage" --max-shard-mb 15
 """
+
+SESSION_SCRIPT = Path(__file__).with_name("gpu_session.sh")
 
 
 def prune_text_encoder(captions: list[str], out: Path, source: str = DEFAULT_TEXT_ENCODER) -> Path:
@@ -132,7 +145,9 @@ def build_pack(out: Path, wheels: bool = True, max_items: int | None = None) -> 
     if wheels:
         download_wheels(out / "wheels")
     (out / "train_chunk.sh").write_text(CHUNK_SCRIPT)
-    (out / "train_chunk.sh").chmod(0o755)
+    shutil.copy2(SESSION_SCRIPT, out / "session.sh")
+    for script in ("train_chunk.sh", "session.sh"):
+        (out / script).chmod(0o755)
     sizes = {p.name: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) / 1e6
              for p in sorted(out.iterdir()) if p.is_dir()}
     sizes["pack"] = sum(sizes.values())

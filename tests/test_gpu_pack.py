@@ -71,3 +71,38 @@ def test_a_training_chunk_resumes_and_exports_small_fp16_files(small_pack, tmp_p
     pipe = ImagenPipeline.from_pretrained(out / "base", device="cpu", dtype="float32")
     assert next(pipe.base_unet.parameters()).dtype == torch.float32  # stored fp16, upcast on load
     assert pipe("red apple", steps=2).images_64[0].size == (64, 64)
+    # an SR chunk is exported beside this machine's base run, as one pipeline
+    sr = subprocess.run(["bash", str(pack / "train_chunk.sh"), "sr", "300", *flags, "--crop-size", "32"],
+                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert sr.returncode == 0, sr.stderr[-2000:]
+    paired = ImagenPipeline.from_pretrained(out / "sr", device="cpu", dtype="float32")
+    assert paired.config.sr is not None and paired.config.defaults.sr
+
+
+def test_a_session_trains_three_warm_starts_and_brings_back_four_small_files(small_pack, tmp_path):
+    """The whole lent session (`bash .gpu-pack/session.sh TOTAL`), on this CPU with batches of 2."""
+    import tarfile
+    pack, _ = small_pack
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "IMAGEN_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
+           "SMOKE": "1", "GPU_SESSION_TMP": str(tmp_path / "work"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", str(pack / "session.sh"), "100"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    files = sorted(f.name for f in out.iterdir())
+    assert files == ["meta.tar.gz", "plain-base.safetensors", "plain-sr.safetensors", "sc-base.safetensors"], files
+    assert all(f.stat().st_size <= 16 * 2**20 for f in out.iterdir())
+    with tarfile.open(out / "meta.tar.gz") as tar:
+        tar.extractall(tmp_path / "meta", filter="data")
+    meta = tmp_path / "meta" / "gpu-meta"
+    for name in ("base", "base-sc", "sr"):
+        config = json.loads((meta / name / "config.json").read_text())
+        assert config["init_from"].endswith("checkpoints/emoji") and config["steps"] >= 1
+    # put back as the session's docstring says: a copy of the shipped checkpoint with the new weights
+    ck = tmp_path / "ck"
+    subprocess.run(["cp", "-r", str(ROOT / "checkpoints" / "emoji"), str(ck)], check=True)
+    for stage, weights in (("base", "plain-base"), ("sr", "plain-sr")):
+        (out / f"{weights}.safetensors").replace(ck / stage / "diffusion_pytorch_model.safetensors")
+        (meta / "exports" / "plain" / stage / "config.json").replace(ck / stage / "config.json")
+    pipe = ImagenPipeline.from_pretrained(ck, device="cpu", dtype="float32")
+    assert pipe("red apple", steps=2, sr_steps=2).images_256[0].size == (256, 256)

@@ -171,6 +171,14 @@ def test_export_writes_a_pipeline_that_loads_and_samples(tmp_path, shapes_folder
     # a base run alone exports a 64 px pipeline
     assert export_main(["--run", str(tmp_path / "base"), "--out", str(tmp_path / "base-only")]) == 0
     assert ImagenPipeline.from_pretrained(tmp_path / "base-only", text_encoder=text_encoder).defaults.sr is False
+    # an SR run alone takes its base stage from a pipeline checkpoint
+    assert export_main(["--run", str(tmp_path / "sr"), "--out", str(tmp_path / "sr-only")]) == 2
+    assert export_main(["--run", str(tmp_path / "sr"), "--base-from", str(tmp_path / "base-only"),
+                        "--out", str(tmp_path / "sr-only")]) == 0
+    paired = ImagenPipeline.from_pretrained(tmp_path / "sr-only", text_encoder=text_encoder)
+    assert paired.config.sr is not None
+    for a, b in zip(paired.base_unet.parameters(), pipe.base_unet.parameters()):
+        assert torch.equal(a, b)  # the same fp16 base weights, both upcast on load
 
 
 def test_bad_training_input_is_a_clear_error(tmp_path, shapes_folder, capsys):

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# One lent-GPU session, run from the repository root after `python -m imagen.gpu_pack`: three
+# warm starts from the shipped weights trained side by side on one GPU until TOTAL seconds from
+# now are nearly up, then their EMA weights in fp16 to $OUT (one .safetensors per run, at most
+# 16 MB each, the rest in meta.tar.gz: 4 files, as the lent machine's transfer limits allow).
+#   bash .gpu-pack/session.sh TOTAL          # SMOKE=1: batches of 2, for a check on a CPU
+# Back home, each file goes in place of a copy of checkpoints/emoji's base/ or sr/ weights; the
+# configs are in meta.tar.gz under gpu-meta/exports/.
+set -uo pipefail
+total=${1:-540}
+t0=$(date +%s); deadline=$((t0 + total))
+pack=$(cd "$(dirname "$0")" && pwd)
+site=/tmp/imagen-site
+out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
+work=${GPU_SESSION_TMP:-/tmp/gpu-session}; rm -rf "$work"
+meta=$work/gpu-meta; exp=$work/exp; mkdir -p "$meta"
+if compgen -G "$pack/wheels/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$pack"/wheels/*.whl || exit 1
+fi
+export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 IMAGEN_MINILM_PATH="$pack/text_encoder" IMAGEN_EMOJI_PACK="$pack/emoji"
+export IMAGEN_CACHE=${IMAGEN_CACHE:-/tmp/imagen-cache}
+nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
+python3 -c "import torch, transformers, diffusers, accelerate; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'diffusers', diffusers.__version__, 'accelerate', accelerate.__version__)"
+
+# The images and the caption embeddings once, before the three runs read them.
+python3 -c "
+from imagen.data import load_dataset, default_cache_dir
+from imagen.data.text_cache import cached_text_embeddings
+from imagen.text_encoder import TextEncoder
+ds = load_dataset('emoji', default_cache_dir()); cached_text_embeddings(ds, TextEncoder())
+print(len(ds), 'images ready')" || exit 1
+root=$(python3 -c "import imagen, pathlib; print(pathlib.Path(imagen.__file__).resolve().parents[1])")
+echo "data ready after $(( $(date +%s) - t0 )) s"
+
+if [ "${SMOKE:-0}" = 1 ]; then
+  big=(--preset cpu --batch-size 2 --threads 1); srbig=(--batch-size 2 --threads 1)
+else
+  big=(--batch-size 256 --threads 4); srbig=(--batch-size 256 --threads 6)
+fi
+left=$((deadline - $(date +%s) - 50))   # 50 s kept for the exports and the packing
+common=(--steps 1000000 --time-budget-s "$left" --warmup-steps 100 --ema-decay 0.999 --save-every 500
+        --sample-every 1000000 --log-every 25 --init-from "$root/checkpoints/emoji")
+mkdir -p "$work/runs"
+launch() {  # NAME FLAGS...: a run that gets SIGTERM (and saves) if it overruns
+  local name=$1; shift
+  timeout --signal=TERM --kill-after=30 $((left + 25)) python3 -m imagen.train --run "$work/runs/gpu-$name" \
+    "$@" > "$meta/$name.log" 2>&1 &
+  pids+=($!)
+}
+pids=()
+launch base --config "$root"/configs/emoji-base-shift3.json "${common[@]}" "${big[@]}" --lr 3e-4
+launch base-sc --config "$root"/configs/emoji-base-shift3.json "${common[@]}" "${big[@]}" --lr 3e-4 --self-condition
+launch sr --config "$root"/configs/emoji-sr.json "${common[@]}" "${srbig[@]}" --lr 2e-4
+sleep 45; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
+wait "${pids[@]}"
+echo "training done after $(( $(date +%s) - t0 )) s"
+for name in base base-sc sr; do
+  tr '\r' '\n' < "$meta/$name.log" | grep -a "time-budget\|rror\|stopped\|resumed\|init-from" | cut -c1-300 | tail -n 6
+  tail -n 2 "$work/runs/gpu-$name/log.jsonl" 2>/dev/null
+  mkdir -p "$meta/$name"; cp -r $work/runs/gpu-$name/{config.json,unet_config.json,log.jsonl,samples} "$meta/$name/" 2>/dev/null
+done
+# Each run's EMA weights: base + SR as one pipeline, base-sc alone.
+python3 -m imagen.export --run $work/runs/gpu-base --run $work/runs/gpu-sr --out $exp/plain \
+  || python3 -m imagen.export --run $work/runs/gpu-base --out $exp/plain
+python3 -m imagen.export --run $work/runs/gpu-base-sc --out $exp/sc
+for f in $exp/plain/base $exp/plain/sr $exp/sc/base; do
+  [ -d "$f" ] || continue
+  n=$(basename "$(dirname "$f")")-$(basename "$f")
+  for w in "$f"/*.safetensors; do mv "$w" "$out/$n.safetensors"; echo "$(basename "$w")" > "$f/weights-name.txt"; done
+done
+cp -r $exp "$meta/exports"
+tar -czf "$out/meta.tar.gz" -C "$work" gpu-meta
+ls -la "$out"; echo "all done after $(( $(date +%s) - t0 )) s"

@@ -279,7 +279,7 @@ class Trainer:
         t_last, samples_since = time.perf_counter(), 0
         start = time.perf_counter()
         # --time-budget-s: time steps 10..50 of this process (the first ones pay for warm-up), then fix
-        # the run's length. Before step 50 the warmup's learning rate does not depend on --steps.
+        # the run's length. With --warmup-steps 50 or more, no learning rate so far depended on --steps.
         probe = (self.step + 10, self.step + 50) if cfg.time_budget_s > 0 else None
         t_probe = start
         self.unet.train()
@@ -336,7 +336,8 @@ class Trainer:
         checkpoints and sample grids), and record it in config.json so a resumed run keeps it."""
         cfg = self.cfg
         left = cfg.time_budget_s - (time.perf_counter() - self.created)
-        cfg.steps = max(self.step + 1, self.step + int(0.95 * steps_per_s * left))
+        steps = torch.tensor([max(self.step + 1, self.step + int(0.95 * steps_per_s * left))], device=self.acc.device)
+        cfg.steps = int(self.acc.gather(steps).min().item())  # every process must stop at the same step
         cfg.time_budget_s = 0.0
         if self.acc.is_main_process:
             cfg.save(self.run / "config.json")

@@ -4,6 +4,7 @@
 # now are nearly up, then their EMA weights in fp16 to $OUT (one .safetensors per run, at most
 # 16 MB each, the rest in meta.tar.gz: 4 files, as the lent machine's transfer limits allow).
 #   bash .gpu-pack/session.sh TOTAL          # SMOKE=1: batches of 2, for a check on a CPU
+#   RUNS=base BASE_LR=2e-4 bash .gpu-pack/session.sh TOTAL   # one run alone, another peak rate
 # Back home, each file goes in place of a copy of checkpoints/emoji's base/ or sr/ weights; the
 # configs are in meta.tar.gz under gpu-meta/exports/.
 set -uo pipefail
@@ -37,7 +38,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
 else
   big=(--batch-size 256 --threads 4); srbig=(--batch-size 256 --threads 6)
 fi
-left=$((deadline - $(date +%s) - 50))   # 50 s kept for the exports and the packing
+left=$((deadline - $(date +%s) - ${RESERVE:-50}))   # kept for the exports and the packing
 common=(--steps 1000000 --time-budget-s "$left" --warmup-steps 100 --ema-decay 0.999 --save-every 500
         --sample-every 1000000 --log-every 25 --init-from "$root/checkpoints/emoji")
 mkdir -p "$work/runs"
@@ -48,13 +49,15 @@ launch() {  # NAME FLAGS...: a run that gets SIGTERM (and saves) if it overruns
   pids+=($!)
 }
 pids=()
-launch base --config "$root"/configs/emoji-base-shift3.json "${common[@]}" "${big[@]}" --lr 3e-4
-launch base-sc --config "$root"/configs/emoji-base-shift3.json "${common[@]}" "${big[@]}" --lr 3e-4 --self-condition
-launch sr --config "$root"/configs/emoji-sr.json "${common[@]}" "${srbig[@]}" --lr 2e-4
+want() { [[ " ${RUNS:-base base-sc sr} " == *" $1 "* ]]; }
+lr=${BASE_LR:-3e-4}
+want base && launch base --config "$root"/configs/emoji-base-shift3.json "${common[@]}" "${big[@]}" --lr "$lr"
+want base-sc && launch base-sc --config "$root"/configs/emoji-base-shift3.json "${common[@]}" "${big[@]}" --lr "$lr" --self-condition
+want sr && launch sr --config "$root"/configs/emoji-sr.json "${common[@]}" "${srbig[@]}" --lr 2e-4
 sleep 45; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
 wait "${pids[@]}"
 echo "training done after $(( $(date +%s) - t0 )) s"
-for name in base base-sc sr; do
+for name in ${RUNS:-base base-sc sr}; do
   tr '\r' '\n' < "$meta/$name.log" | grep -a "time-budget\|rror\|stopped\|resumed\|init-from" | cut -c1-300 | tail -n 6
   tail -n 2 "$work/runs/gpu-$name/log.jsonl" 2>/dev/null
   mkdir -p "$meta/$name"; cp -r $work/runs/gpu-$name/{config.json,unet_config.json,log.jsonl,samples} "$meta/$name/" 2>/dev/null

@@ -21,6 +21,7 @@ to $OUT/<stage>. What the pack holds:
   captions exactly as the full model does (WordPiece picks the longest piece it knows, and every
   piece it picked is kept) and its embeddings differ by rounding only;
 - emoji/: the captions and the SVGs actually used, 2 MB as .tar.xz (see data/emoji.py);
+- env.sh: what both scripts below source (the wheels, installed once; the pack's paths);
 - train_chunk.sh: the chunk above;
 - session.sh (imagen/gpu_session.sh): a whole lent session in one command of at most 10 minutes,
   the one the shipped weights' GPU fine-tune came from: three warm starts from checkpoints/emoji
@@ -56,6 +57,18 @@ WHEEL_PLATFORM = ["--python-version", "3.12", "--implementation", "cp", "--only-
 WHEELS = ("diffusers", "resvg-py")
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
+# Sourced by the pack's scripts: the wheels the machine lacks (installed once per machine), and the
+# pack's own text encoder and emoji in place of the packages that carry them.
+ENV_SCRIPT = r"""pack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+site=/tmp/imagen-site
+if [ ! -f "$site/.complete" ] && compgen -G "$pack/wheels/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$pack"/wheels/*.whl || return 1
+  touch "$site/.complete"
+fi
+export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export IMAGEN_MINILM_PATH="$pack/text_encoder" IMAGEN_EMOJI_PACK="$pack/emoji"
+"""
+
 CHUNK_SCRIPT = r"""#!/usr/bin/env bash
 # One training chunk on a GPU machine, run from the repository root:
 #   bash .gpu-pack/train_chunk.sh STAGE SECONDS [python -m imagen.train flags for a new run]
@@ -63,14 +76,7 @@ CHUNK_SCRIPT = r"""#!/usr/bin/env bash
 # checkpoint), then writes the EMA weights to $OUT/STAGE in fp16 files of at most 15 MB.
 set -euo pipefail
 stage=$1; seconds=$2; shift 2
-pack=$(cd "$(dirname "$0")" && pwd)
-site=/tmp/imagen-site
-if [ ! -f "$site/.complete" ] && compgen -G "$pack/wheels/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$pack"/wheels/*.whl
-  touch "$site/.complete"
-fi
-export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-export IMAGEN_MINILM_PATH="$pack/text_encoder" IMAGEN_EMOJI_PACK="$pack/emoji"
+. "$(dirname "$0")/env.sh"
 run=runs/gpu-$stage
 if [ -f "$run/config.json" ]; then args=(--run "$run" --resume); else args=(--run "$run" --stage "$stage" "$@"); fi
 status=0
@@ -144,6 +150,7 @@ def build_pack(out: Path, wheels: bool = True, max_items: int | None = None) -> 
     prune_text_encoder(captions + sample_prompts(), out / "text_encoder")
     if wheels:
         download_wheels(out / "wheels")
+    (out / "env.sh").write_text(ENV_SCRIPT)
     (out / "train_chunk.sh").write_text(CHUNK_SCRIPT)
     shutil.copy2(SESSION_SCRIPT, out / "session.sh")
     for script in ("train_chunk.sh", "session.sh"):

@@ -10,15 +10,10 @@
 set -uo pipefail
 total=${1:-540}
 t0=$(date +%s); deadline=$((t0 + total))
-pack=$(cd "$(dirname "$0")" && pwd)
-site=/tmp/imagen-site
 out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
 work=${GPU_SESSION_TMP:-/tmp/gpu-session}; rm -rf "$work"
 meta=$work/gpu-meta; exp=$work/exp; mkdir -p "$meta"
-if compgen -G "$pack/wheels/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$pack"/wheels/*.whl || exit 1
-fi
-export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 IMAGEN_MINILM_PATH="$pack/text_encoder" IMAGEN_EMOJI_PACK="$pack/emoji"
+. "$(dirname "$0")/env.sh" || exit 1
 export IMAGEN_CACHE=${IMAGEN_CACHE:-/tmp/imagen-cache}
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
 python3 -c "import torch, transformers, diffusers, accelerate; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'diffusers', diffusers.__version__, 'accelerate', accelerate.__version__)"

@@ -57,14 +57,18 @@ for name in ${RUNS:-base base-sc sr}; do
   tail -n 2 "$work/runs/gpu-$name/log.jsonl" 2>/dev/null
   mkdir -p "$meta/$name"; cp -r $work/runs/gpu-$name/{config.json,unet_config.json,log.jsonl,samples} "$meta/$name/" 2>/dev/null
 done
-# Each run's EMA weights: base + SR as one pipeline, base-sc alone.
-python3 -m imagen.export --run $work/runs/gpu-base --run $work/runs/gpu-sr --out $exp/plain \
-  || python3 -m imagen.export --run $work/runs/gpu-base --out $exp/plain
-python3 -m imagen.export --run $work/runs/gpu-base-sc --out $exp/sc
-for f in $exp/plain/base $exp/plain/sr $exp/sc/base; do
-  [ -d "$f" ] || continue
-  n=$(basename "$(dirname "$f")")-$(basename "$f")
-  for w in "$f"/*.safetensors; do mv "$w" "$out/$n.safetensors"; echo "$(basename "$w")" > "$f/weights-name.txt"; done
+# Each run's EMA weights: base + SR as one pipeline (an SR run alone beside the shipped base), base-sc alone.
+ran() { [ -f "$work/runs/gpu-$1/config.json" ]; }
+plain=(); back=()
+if ran base; then plain+=(--run "$work/runs/gpu-base"); back+=(plain/base); fi
+if ran sr; then
+  plain+=(--run "$work/runs/gpu-sr"); back+=(plain/sr)
+  ran base || plain+=(--base-from "$root/checkpoints/emoji")
+fi
+[ ${#plain[@]} = 0 ] || python3 -m imagen.export "${plain[@]}" --out "$exp/plain"
+if ran base-sc; then python3 -m imagen.export --run "$work/runs/gpu-base-sc" --out "$exp/sc"; back+=(sc/base); fi
+for stage in "${back[@]}"; do  # plain/base -> $OUT/plain-base.safetensors
+  [ -f "$exp/$stage/diffusion_pytorch_model.safetensors" ] && mv "$exp/$stage/diffusion_pytorch_model.safetensors" "$out/${stage/\//-}.safetensors"
 done
 cp -r $exp "$meta/exports"
 tar -czf "$out/meta.tar.gz" -C "$work" gpu-meta

@@ -5,6 +5,8 @@
 # 16 MB each, the rest in meta.tar.gz: 4 files, as the lent machine's transfer limits allow).
 #   bash .gpu-pack/session.sh TOTAL          # SMOKE=1: batches of 2, for a check on a CPU
 #   RUNS=base BASE_LR=2e-4 bash .gpu-pack/session.sh TOTAL   # one run alone, another peak rate
+#   INIT_FROM=/tmp/gpu-session/exp/plain GPU_SESSION_TMP=/tmp/gpu-session2 RUNS=base bash ...
+#       # a second call on a still-warm machine goes on from the first call's export
 # Back home, each file goes in place of a copy of checkpoints/emoji's base/ or sr/ weights; the
 # configs are in meta.tar.gz under gpu-meta/exports/.
 set -uo pipefail
@@ -35,7 +37,7 @@ else
 fi
 left=$((deadline - $(date +%s) - ${RESERVE:-50}))   # kept for the exports and the packing
 common=(--steps 1000000 --time-budget-s "$left" --warmup-steps 100 --ema-decay 0.999 --save-every 500
-        --sample-every 1000000 --log-every 25 --init-from "$root/checkpoints/emoji")
+        --sample-every 1000000 --log-every 25 --init-from "${INIT_FROM:-$root/checkpoints/emoji}")
 mkdir -p "$work/runs"
 launch() {  # NAME FLAGS...: a run that gets SIGTERM (and saves) if it overruns
   local name=$1; shift
@@ -68,8 +70,9 @@ fi
 [ ${#plain[@]} = 0 ] || python3 -m imagen.export "${plain[@]}" --out "$exp/plain"
 if ran base-sc; then python3 -m imagen.export --run "$work/runs/gpu-base-sc" --out "$exp/sc"; back+=(sc/base); fi
 for stage in "${back[@]}"; do  # plain/base -> $OUT/plain-base.safetensors
-  [ -f "$exp/$stage/diffusion_pytorch_model.safetensors" ] && mv "$exp/$stage/diffusion_pytorch_model.safetensors" "$out/${stage/\//-}.safetensors"
+  # A copy, so that a next call on this machine can start from $exp/plain with INIT_FROM.
+  [ -f "$exp/$stage/diffusion_pytorch_model.safetensors" ] && cp "$exp/$stage/diffusion_pytorch_model.safetensors" "$out/${stage/\//-}.safetensors"
 done
-cp -r $exp "$meta/exports"
+mkdir -p "$meta/exports"; (cd "$exp" && find . -name "*.json" -exec cp --parents {} "$meta/exports/" \;)
 tar -czf "$out/meta.tar.gz" -C "$work" gpu-meta
 ls -la "$out"; echo "all done after $(( $(date +%s) - t0 )) s"

@@ -79,7 +79,7 @@ def test_a_training_chunk_resumes_and_exports_small_fp16_files(small_pack, tmp_p
     assert paired.config.sr is not None and paired.config.defaults.sr
 
 
-def test_a_session_trains_three_warm_starts_and_brings_back_four_small_files(small_pack, tmp_path):
+def test_a_session_trains_three_warm_starts_brings_back_four_files_and_a_second_call_goes_on(small_pack, tmp_path):
     """The whole lent session (`bash .gpu-pack/session.sh TOTAL`), on this CPU with batches of 2."""
     import tarfile
     pack, _ = small_pack
@@ -106,3 +106,13 @@ def test_a_session_trains_three_warm_starts_and_brings_back_four_small_files(sma
         (meta / "exports" / "plain" / stage / "config.json").replace(ck / stage / "config.json")
     pipe = ImagenPipeline.from_pretrained(ck, device="cpu", dtype="float32")
     assert pipe("red apple", steps=2, sr_steps=2).images_256[0].size == (256, 256)
+    # a second call on the same (still warm) machine goes on from the first call's export
+    first = tmp_path / "work" / "exp" / "plain"
+    env2 = {**env, "OUT": str(tmp_path / "out2"), "GPU_SESSION_TMP": str(tmp_path / "work2"), "RUNS": "base",
+            "INIT_FROM": str(first)}
+    again = subprocess.run(["bash", str(pack / "session.sh"), "60"], cwd=tmp_path, env=env2,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert sorted(f.name for f in (tmp_path / "out2").iterdir()) == ["meta.tar.gz", "plain-base.safetensors"]
+    config = json.loads((tmp_path / "work2" / "runs" / "gpu-base" / "config.json").read_text())
+    assert config["init_from"] == str(first)

@@ -47,6 +47,12 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
         with gr.Column(scale=2, min_width=380):
             prompt = gr.Textbox(label="Prompt", placeholder="red apple, twemoji style", max_lines=2,
                                 elem_id="prompt")
+            # The emoji model learned each emoji in two styles and under its bare name; a bare name blends
+            # the two styles' shapes, so a prompt that names no style gets the picked one added.
+            style_choices = [(s.removesuffix(" style"), s) for s in backend.styles] + [(logic.AS_TYPED,) * 2]
+            style = gr.Radio(style_choices,
+                             value=backend.styles[0] if backend.styles else logic.AS_TYPED, elem_id="style",
+                             label="Drawing style: added to a prompt that names none", visible=bool(backend.styles))
             generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
             guidance_scale = gr.Slider(0, LIMITS.max_guidance, value=DEFAULTS.guidance_scale, step=0.5,
                                        label="Guidance (text) scale", elem_id="guidance",
@@ -110,9 +116,16 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
     settings = [prompt, guidance_scale, steps, seed, randomize_seed, sr_steps, sampler, sr, sr_consistency]
     # One queue slot for every generation: a CPU has no room for two at once. Inputs arrive raw
     # (preprocess=False): the handlers check each by name, with its range, and say which is wrong.
-    gr.on([generate_button.click, prompt.submit], backend.generate_live, inputs=settings + [attention, guidance_parts],
-          outputs=[live, finals, timeline, status, seed, replay, frames, word], api_name="generate_live",
-          api_visibility="undocumented", concurrency_id="pipeline", show_progress="hidden", preprocess=False)
+    # Each of the page's runs first adds the picked style to the prompt box (no queue: it is instant,
+    # and the person sees the caption the model reads); the API endpoints take the prompt as sent.
+    add_style = {"fn": backend.add_style, "inputs": [prompt, style], "outputs": prompt, "queue": False,
+                 "api_visibility": "private", "show_progress": "hidden", "preprocess": False}
+    style.input(backend.restyle, inputs=[prompt, style], outputs=prompt, queue=False, api_visibility="private",
+                show_progress="hidden", preprocess=False)
+    gr.on([generate_button.click, prompt.submit], **add_style).then(
+        backend.generate_live, inputs=settings + [attention, guidance_parts],
+        outputs=[live, finals, timeline, status, seed, replay, frames, word], api_name="generate_live",
+        api_visibility="undocumented", concurrency_id="pipeline", show_progress="hidden", preprocess=False)
     word.change(None, inputs=word, js="(k) => { document.querySelector('#live').dataset.word = k ?? 'all'; }")
     api_trigger.click(backend.generate, inputs=settings,
                       outputs=[api_x_t, api_x0, api_64, api_256, api_timeline, status, seed],
@@ -120,10 +133,11 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
     # Replaying reads the session's frames: no model, so it needs no queue slot.
     replay.input(backend.replay, inputs=[replay, frames], outputs=live, api_visibility="private",
                  concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
-    samplers_button.click(backend.compare_samplers, inputs=[prompt, guidance_scale, steps, seed, randomize_seed],
-                          outputs=[samplers_view, status, seed], api_name="samplers", concurrency_id="pipeline",
-                          show_progress="hidden", preprocess=False)
-    sweep_button.click(backend.sweep, inputs=[prompt, steps, seed, randomize_seed, sampler],
+    samplers_button.click(**add_style).then(
+        backend.compare_samplers, inputs=[prompt, guidance_scale, steps, seed, randomize_seed],
+        outputs=[samplers_view, status, seed], api_name="samplers", concurrency_id="pipeline",
+        show_progress="hidden", preprocess=False)
+    sweep_button.click(**add_style).then(backend.sweep, inputs=[prompt, steps, seed, randomize_seed, sampler],
                        outputs=[sweep_grid, status, seed], api_name="sweep", concurrency_id="pipeline",
                        show_progress="minimal", preprocess=False)
 

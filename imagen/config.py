@@ -110,6 +110,9 @@ class PipelineConfig:
     base: DiffusionConfig = field(default_factory=DiffusionConfig)
     sr: DiffusionConfig | None = field(default_factory=DiffusionConfig)
     defaults: Settings = field(default_factory=Settings)
+    # The drawing styles the training captions name ("twemoji style"): the page offers them, and adds
+    # one to a prompt that names none. Empty for data whose captions name no style.
+    styles: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -128,7 +131,11 @@ class PipelineConfig:
             raise ValueError(f"text_encoder must be a model name or folder, got {text_encoder!r}")
         if not _is_int(max_length) or max_length < 2:
             raise ValueError(f"max_length must be a whole number of tokens, at least 2, got {max_length!r}")
+        styles = d.get("styles") or []
+        if not isinstance(styles, list) or not all(isinstance(x, str) and x.strip() for x in styles):
+            raise ValueError(f"styles must be a list of style names such as \"twemoji style\", got {styles!r}")
         config = cls(
+            styles=tuple(styles),
             text_encoder=text_encoder,
             max_length=max_length,
             base=_section("base", DiffusionConfig, d.get("base") or {}),

@@ -37,7 +37,8 @@ from .demo_frames import (  # noqa: F401  (Timeline, FrameLimiter: the API's fra
     fresh,
     schedule_curve,
 )
-from .demo_inputs import (  # noqa: F401  (MAX_SEED and Limits are part of this module's interface)
+from .demo_inputs import (  # noqa: F401  (MAX_SEED, AS_TYPED and Limits are part of this module's interface)
+    AS_TYPED,
     MAX_SEED,
     Limits,
     check_prompt,
@@ -46,9 +47,11 @@ from .demo_inputs import (  # noqa: F401  (MAX_SEED and Limits are part of this 
     flag,
     number,
     pick_seed,
+    restyle,
     truncation_notice,
     user_error,
     whole_number,
+    with_style,
 )
 from .images import grid
 from .instruments import words
@@ -120,6 +123,14 @@ def read_defaults(path: Path) -> tuple[Settings, bool]:
     return config.defaults, config.sr is not None
 
 
+def read_styles(path: Path) -> tuple[str, ...]:
+    """The drawing styles the checkpoint's captions name (none when it has no weights yet)."""
+    try:
+        return PipelineConfig.load(path / CONFIG_NAME).styles
+    except CheckpointError:
+        return ()
+
+
 class SharedPipeline:
     """The pipeline, loaded on first use, once, and shared by every session and thread."""
 
@@ -174,6 +185,15 @@ class ImagenDemo:
         self.pipeline = SharedPipeline(path, device, dtype)
         self.defaults, self.has_sr = read_defaults(Path(path))
         self.limits = Limits.around(self.defaults)
+        self.styles = read_styles(Path(path))
+
+    def add_style(self, prompt: object, style: object) -> object:
+        """Before each run: the picked style added to a prompt that names none (`with_style`)."""
+        return with_style(prompt, style, self.styles)
+
+    def restyle(self, prompt: object, style: object) -> object:
+        """On picking a style: the prompt's trailing style replaced by it (`restyle`)."""
+        return restyle(prompt, style, self.styles)
 
     def request(self, prompt: object, guidance_scale: object, steps: object, seed: object, randomize_seed: object,
                 sr_steps: object, sampler: object, sr: object, sr_consistency: object = None) -> Request:

@@ -10,7 +10,8 @@
   map of each word, the two halves of classifier-free guidance, the samplers side by side) at a few
   steps of one caption;
 - restoration.png: real images noised to a few timesteps and denoised by the base stage from
-  there: where the model's shapes go wrong.
+  there: where the model's shapes go wrong;
+- styles.png (a checkpoint whose captions name styles): the sample names alone and with each style.
 """
 
 from __future__ import annotations
@@ -172,6 +173,20 @@ def restoration_figure(pipe: ImagenPipeline, images_64: torch.Tensor, prompts: l
                          "Real images noised to t, then denoised by the base stage from there")
 
 
+def styles_figure(pipe: ImagenPipeline, names: list[str], seed: int = 0) -> Image.Image:
+    """Each name as typed and with each style the checkpoint's captions name (64 px, one seed): a
+    bare name blends the styles' shapes, a named style commits to one."""
+    rows = []
+    for style in ("", *pipe.config.styles):
+        prompts = [f"{name}, {style}" if style else name for name in names]
+        images = []
+        for start in range(0, len(prompts), 4):
+            images += pipe(prompts[start:start + 4], seed=seed + start, sr=False).images_64
+        rows.append((f'"..., {style}"' if style else "the name alone", images))
+    return labelled_rows(rows, [n if len(n) <= 18 else n[:17] + "…" for n in names],
+                         f"The same names and seeds, with and without a style (64 px, seeds from {seed})")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m imagen.figures", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/emoji"))
@@ -193,9 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     real = from_uint8(np.stack([data.images_64[i] for i in rows]))
     restoration_figure(pipe, real, RESTORATION_PROMPTS, args.seed).save(args.out / "restoration.png", optimize=True)
     guidance_figure(pipe, INSTRUMENT_PROMPT, args.seed).save(args.out / "guidance_parts.png", optimize=True)
+    if pipe.config.styles:
+        names = [p.rsplit(", ", 1)[0] for p in SAMPLE_PROMPTS]
+        styles_figure(pipe, names, args.seed).save(args.out / "styles.png", optimize=True)
     samplers_figure(pipe, INSTRUMENT_PROMPT, args.seed).save(args.out / "samplers.png", optimize=True)
-    print(f"wrote {args.out}/cascade.png, samples.png, sr_vs_bicubic.png, attention.png, guidance_parts.png "
-          "and samplers.png")
+    print(f"wrote {args.out}/cascade.png, samples.png, sr_vs_bicubic.png, attention.png, guidance_parts.png, "
+          f"restoration.png, {'styles.png, ' if pipe.config.styles else ''}and samplers.png")
     return 0
 
 

@@ -467,7 +467,65 @@ def test_browser_shows_the_attention_of_the_word_picked_and_the_samplers_side_by
             browser.close()
 
 
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_on_the_shipped_weights_the_page_adds_the_picked_style_to_a_bare_name(tmp_path):
+    """The shipped checkpoint names two drawing styles: the page offers them (OpenMoji's first), a
+    bare name gets the picked one on Generate, in the prompt box the person reads, and picking
+    another style or "as typed" rewrites the box."""
+    from playwright.sync_api import sync_playwright
+
+    app = start_app(ROOT / "checkpoints" / "emoji", tmp_path)
+    try:
+        _wait(app)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 720})
+                page.goto(app.url)
+                page.wait_for_selector("#style")
+                for selector in ("#style", "#generate", "#seed"):  # still on the projector's first screen
+                    box = page.locator(selector).first.bounding_box()
+                    assert box is not None and box["y"] + min(box["height"], 200) <= 720, (selector, box)
+                assert page.get_by_label("openmoji").is_checked()
+                page.fill("#prompt textarea", "penguin")
+                page.click("#generate")
+                page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
+                                       timeout=120_000)
+                assert page.input_value("#prompt textarea") == "penguin, openmoji style"
+                page.get_by_label("twemoji").check()
+                page.wait_for_function("() => document.querySelector('#prompt textarea').value === "
+                                       "'penguin, twemoji style'", timeout=10_000)
+                page.get_by_label("as typed").check()
+                page.wait_for_function("() => document.querySelector('#prompt textarea').value === 'penguin'",
+                                       timeout=10_000)
+                page.fill("#prompt textarea", "rocket, twemoji style")  # a style typed in the prompt wins
+                page.get_by_label("openmoji").check()
+                page.wait_for_function("() => document.querySelector('#prompt textarea').value === "
+                                       "'rocket, openmoji style'", timeout=10_000)
+            finally:
+                browser.close()
+    finally:
+        app.stop()
+
+
 # ---------------------------------------------------------------- the pieces behind the page
+
+
+@pytest.mark.parametrize("prompt, style, added, restyled", [
+    ("penguin", "openmoji style", "penguin, openmoji style", "penguin, openmoji style"),
+    ("rocket, Twemoji style", "openmoji style", "rocket, Twemoji style", "rocket, openmoji style"),
+    ("a twemoji cat", "openmoji style", "a twemoji cat", "a twemoji cat"),  # it names a style already
+    ("cat face,", "twemoji style", "cat face, twemoji style", "cat face, twemoji style"),
+    ("rocket, openmoji style", demo.AS_TYPED, "rocket, openmoji style", "rocket"),
+    ("", "openmoji style", "", ""),  # left for the handler to refuse
+    (None, "openmoji style", None, None),
+])
+def test_a_style_is_added_only_to_a_prompt_that_names_none(prompt, style, added, restyled):
+    from imagen.demo_inputs import restyle, with_style
+    styles = ("openmoji style", "twemoji style")
+    assert with_style(prompt, style, styles) == added
+    assert restyle(prompt, style, styles) == restyled
+    assert with_style("penguin", "openmoji style", ()) == "penguin"  # a checkpoint without styles
 
 
 def test_status_line_speaks_of_stage_step_timestep_and_noise(tiny_pipeline):

@@ -28,3 +28,13 @@ def test_restoration_figure_has_the_real_row_and_one_row_per_start(tiny_pipeline
     real = torch.rand(2, 3, 64, 64) * 2 - 1
     figure = restoration_figure(tiny_pipeline, real, ["red apple", "sun"], starts=(999, 500))
     assert (figure.height - 34) // (TILE + 6) == 1 + 2
+
+
+def test_styles_figure_has_the_bare_names_and_a_row_per_style(tiny_pipeline):
+    from dataclasses import replace
+
+    from imagen.figures import TILE, styles_figure
+    tiny_pipeline.config = replace(tiny_pipeline.config, styles=("openmoji style", "twemoji style"))
+    figure = styles_figure(tiny_pipeline, ["red apple", "sun", "ghost", "banana", "fire"])
+    assert (figure.height - 34) // (TILE + 6) == 1 + 2
+    assert figure.width >= 5 * TILE

@@ -216,6 +216,8 @@ def test_absent_device_is_a_clear_error(tiny_checkpoint):
     ('{"base": {"num_timesteps": "many"}}', "base: num_timesteps must be a whole number"),
     ('{"sr": null, "defaults": {"sr": true}}', "defaults: sr is true but the checkpoint has no super-resolution stage"),
     ('{"max_length": true}', "max_length must be a whole number"),
+    ('{"styles": "twemoji style"}', "styles must be a list of style names"),
+    ('{"styles": ["twemoji style", ""]}', "styles must be a list of style names"),
 ])
 def test_a_parseable_but_wrong_pipeline_json_is_one_clear_checkpoint_error(tiny_checkpoint, text, match):
     (tiny_checkpoint / "pipeline.json").write_text(text)
@@ -235,3 +237,11 @@ def test_the_pipeline_draws_more_captions_than_the_text_cache_holds(tiny_pipelin
     assert len(tiny_pipeline.truncated(prompts)) == len(prompts)
     steps = list(tiny_pipeline.generate(prompts, steps=1, sr=False, guidance_scale=1.0))
     assert steps[-1].x_prev.shape == (len(prompts), 3, 64, 64)
+
+
+def test_the_styles_a_checkpoint_names_survive_saving_and_loading(tiny_pipeline, tmp_path):
+    from dataclasses import replace
+    tiny_pipeline.config = replace(tiny_pipeline.config, styles=("openmoji style", "twemoji style"))
+    tiny_pipeline.save_pretrained(tmp_path / "styled")
+    assert ImagenPipeline.from_pretrained(tmp_path / "styled", device="cpu").config.styles == (
+        "openmoji style", "twemoji style")

@@ -168,6 +168,7 @@ def test_export_writes_a_pipeline_that_loads_and_samples(tmp_path, shapes_folder
     images = pipe("a red circle on white", steps=2, sr_steps=2)
     assert images.images_64[0].size == (64, 64) and images.images_256[0].size == (256, 256)
     assert pipe.config.sr is not None and pipe.config.base.prediction_type == "v_prediction"
+    assert pipe.config.styles == ()  # a folder's captions name no drawing style (the emoji data's do)
     # a base run alone exports a 64 px pipeline
     assert export_main(["--run", str(tmp_path / "base"), "--out", str(tmp_path / "base-only")]) == 0
     assert ImagenPipeline.from_pretrained(tmp_path / "base-only", text_encoder=text_encoder).defaults.sr is False

@@ -135,12 +135,12 @@ class PipelineConfig:
         if not isinstance(styles, list) or not all(isinstance(x, str) and x.strip() for x in styles):
             raise ValueError(f"styles must be a list of style names such as \"twemoji style\", got {styles!r}")
         config = cls(
-            styles=tuple(styles),
             text_encoder=text_encoder,
             max_length=max_length,
             base=_section("base", DiffusionConfig, d.get("base") or {}),
             sr=_section("sr", DiffusionConfig, d["sr"]) if d.get("sr") else None,
             defaults=_section("defaults", Settings, d.get("defaults") or {}),
+            styles=tuple(styles),
         )
         try:
             config.defaults.validate(config.sr.num_timesteps if config.sr else MAX_STEPS, config.base.num_timesteps)

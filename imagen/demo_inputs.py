@@ -72,6 +72,7 @@ def _style_key(style: str) -> str:
 
 
 def names_a_style(prompt: str, styles: Sequence[str]) -> bool:
+    """Whether the prompt names any of the styles, anywhere ("a twemoji cat" does)."""
     return any(re.search(rf"\b{re.escape(_style_key(s))}\b", prompt.lower()) for s in styles)
 
 

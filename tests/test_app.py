@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,22 @@ def image(file: str | dict) -> Image.Image:
 
 def pixels(file: str | dict) -> np.ndarray:
     return np.asarray(image(file).convert("RGB"))
+
+
+@contextmanager
+def projector_page(url: str) -> Iterator:
+    """A page of the app at `url` in headless Chromium, at a classroom projector's 1280x720, once its
+    prompt box is there."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(url)
+            page.wait_for_selector("#prompt textarea")
+            yield page
+        finally:
+            browser.close()
 
 
 def rss_mb(pid: int) -> float:
@@ -354,74 +371,65 @@ def test_ten_clients_at_once_all_get_their_images_queued(server):
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                                                    "(apt-get install chromium)")
 def test_browser_shows_every_step_inline_then_the_256_px_image_and_replays_any_step(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     screenshot = Path(os.environ.get("IMAGEN_SCREENSHOT") or tmp_path / "demo.png")
     cache = server.root / "gradio"
     files_before = sorted(p for p in cache.rglob("*") if p.is_file()) if cache.exists() else []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})  # a classroom projector
-            page.goto(server.url)
-            page.wait_for_selector("#prompt textarea")
-            # The controls and the live view share the first screen: nothing to scroll to.
-            for selector in ("#prompt textarea", "#generate", "#guidance", "#steps", "#seed", "#live"):
-                box = page.locator(selector).first.bounding_box()
-                assert box is not None and box["y"] + min(box["height"], 200) <= 720, (selector, box)
-            # Record every step the live view shows, however briefly, and where the plot's marker is.
-            page.evaluate("""() => {
-                window.steps_seen = []; window.markers = [];
-                const grab = () => {
-                    const img = document.querySelector('#live-x-t');
-                    const step = img && img.dataset.step;
-                    if (step && window.steps_seen.at(-1) !== step) {
-                        window.steps_seen.push(step);
-                        const now = document.querySelector('#live svg.schedule circle.now');
-                        window.markers.push(now ? now.getAttribute('cx') : null);
-                    }
-                };
-                new MutationObserver(grab).observe(document.body, {subtree: true, childList: true, attributes: true});
-            }""")
-            page.fill("#prompt textarea", "red apple, twemoji style")
-            page.click("#generate")
-            page.wait_for_function("""() => {
-                const img = document.querySelector('#final-256 img');
-                return img && img.complete && img.naturalWidth === 256;
-            }""", timeout=60_000)
-            seen = page.evaluate("window.steps_seen")
-            markers = page.evaluate("window.markers")
-            # Every step of each stage, in order (the page opened before the weights were installed,
-            # so it runs the package's default step counts).
-            n_base, n_sr = (int(next(s for s in seen if s.startswith(stage)).split("/")[1]) for stage in ("base", "sr"))
-            assert [s for s in seen if s.startswith("base")] == [f"base {i}/{n_base}" for i in range(1, n_base + 1)]
-            assert [s for s in seen if s.startswith("sr")] == [f"sr {i}/{n_sr}" for i in range(1, n_sr + 1)], seen
-            assert None not in markers and len(set(markers[:3])) == 3, "the schedule marker moves with the step"
-            status = page.inner_text("#status")
-            assert "Done" in status and "Seed" in status
-            assert page.locator("#final-64 img").evaluate("img => img.naturalWidth") == 64
+    with projector_page(server.url) as page:
+        # The controls and the live view share the first screen: nothing to scroll to.
+        for selector in ("#prompt textarea", "#generate", "#guidance", "#steps", "#seed", "#live"):
+            box = page.locator(selector).first.bounding_box()
+            assert box is not None and box["y"] + min(box["height"], 200) <= 720, (selector, box)
+        # Record every step the live view shows, however briefly, and where the plot's marker is.
+        page.evaluate("""() => {
+            window.steps_seen = []; window.markers = [];
+            const grab = () => {
+                const img = document.querySelector('#live-x-t');
+                const step = img && img.dataset.step;
+                if (step && window.steps_seen.at(-1) !== step) {
+                    window.steps_seen.push(step);
+                    const now = document.querySelector('#live svg.schedule circle.now');
+                    window.markers.push(now ? now.getAttribute('cx') : null);
+                }
+            };
+            new MutationObserver(grab).observe(document.body, {subtree: true, childList: true, attributes: true});
+        }""")
+        page.fill("#prompt textarea", "red apple, twemoji style")
+        page.click("#generate")
+        page.wait_for_function("""() => {
+            const img = document.querySelector('#final-256 img');
+            return img && img.complete && img.naturalWidth === 256;
+        }""", timeout=60_000)
+        seen = page.evaluate("window.steps_seen")
+        markers = page.evaluate("window.markers")
+        # Every step of each stage, in order (the page opened before the weights were installed,
+        # so it runs the package's default step counts).
+        n_base, n_sr = (int(next(s for s in seen if s.startswith(stage)).split("/")[1]) for stage in ("base", "sr"))
+        assert [s for s in seen if s.startswith("base")] == [f"base {i}/{n_base}" for i in range(1, n_base + 1)]
+        assert [s for s in seen if s.startswith("sr")] == [f"sr {i}/{n_sr}" for i in range(1, n_sr + 1)], seen
+        assert None not in markers and len(set(markers[:3])) == 3, "the schedule marker moves with the step"
+        status = page.inner_text("#status")
+        assert "Done" in status and "Seed" in status
+        assert page.locator("#final-64 img").evaluate("img => img.naturalWidth") == 64
 
-            # Replay: step 2 of the base stage again, from the frames the session kept.
-            page.fill("#replay input[type=number]", "2")
-            page.press("#replay input[type=number]", "Enter")
-            page.wait_for_function("n => document.querySelector('#live-x-t').dataset.step === 'base 2/' + n",
-                                   arg=str(n_base), timeout=10_000)
-            assert "Replay" in page.inner_text("#live")
-            page.wait_for_function("() => [...document.images].every(img => img.complete)")
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
+        # Replay: step 2 of the base stage again, from the frames the session kept.
+        page.fill("#replay input[type=number]", "2")
+        page.press("#replay input[type=number]", "Enter")
+        page.wait_for_function("n => document.querySelector('#live-x-t').dataset.step === 'base 2/' + n",
+                               arg=str(n_base), timeout=10_000)
+        assert "Replay" in page.inner_text("#live")
+        page.wait_for_function("() => [...document.images].every(img => img.complete)")
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
 
-            # Enter in the prompt box generates too; Randomize seed is on, so a new seed is used and shown.
-            seed_before = page.input_value("#seed input[type=number]")
-            page.fill("#prompt textarea", "cat face")
-            page.press("#prompt textarea", "Enter")
-            page.wait_for_function("""before => {
-                const seed = document.querySelector('#seed input[type=number]').value;
-                const status = document.querySelector('#status').innerText;
-                return seed !== before && status.includes('Done') && status.includes('Seed ' + seed);
-            }""", arg=seed_before, timeout=60_000)
-        finally:
-            browser.close()
+        # Enter in the prompt box generates too; Randomize seed is on, so a new seed is used and shown.
+        seed_before = page.input_value("#seed input[type=number]")
+        page.fill("#prompt textarea", "cat face")
+        page.press("#prompt textarea", "Enter")
+        page.wait_for_function("""before => {
+            const seed = document.querySelector('#seed input[type=number]').value;
+            const status = document.querySelector('#status').innerText;
+            return seed !== before && status.includes('Done') && status.includes('Seed ' + seed);
+        }""", arg=seed_before, timeout=60_000)
     assert screenshot.stat().st_size > 10_000
     # The page's frames, finals and timeline travel inline: the runs wrote no file.
     files_after = sorted(p for p in cache.rglob("*") if p.is_file()) if cache.exists() else []
@@ -430,41 +438,32 @@ def test_browser_shows_every_step_inline_then_the_256_px_image_and_replays_any_s
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 def test_browser_shows_the_attention_of_the_word_picked_and_the_samplers_side_by_side(server):
-    from playwright.sync_api import sync_playwright
+    with projector_page(server.url) as page:
+        page.click("#instruments")
+        page.get_by_label("Cross-attention map of each word").check()
+        page.get_by_label("Guidance arithmetic: without / with the caption").check()
+        page.fill("#prompt textarea", "red apple")
+        page.click("#generate")
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
+                               timeout=60_000)
+        page.fill("#replay input[type=number]", "1")  # a base-stage step, where the maps are
+        page.press("#replay input[type=number]", "Enter")
+        page.wait_for_selector("#live-attention")
+        shown = "() => [...document.querySelectorAll('#live .attn')].filter(e => getComputedStyle(e).display " \
+                "!== 'none').map(e => e.innerText)"
+        assert page.evaluate(shown) == ["attention on all words: " + page.evaluate(
+            "() => document.querySelector('#live .attn-all figcaption').innerText.split(': ')[1]")]
+        page.get_by_label("apple", exact=True).check()  # a chip: the page shows that word's map
+        page.wait_for_function(shown.replace("() =>", "() => (") + ").join().includes('apple')")
+        assert len(page.evaluate(shown)) == 1
+        assert page.locator("#live-guidance img").count() == 3
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(server.url)
-            page.wait_for_selector("#prompt textarea")
-            page.click("#instruments")
-            page.get_by_label("Cross-attention map of each word").check()
-            page.get_by_label("Guidance arithmetic: without / with the caption").check()
-            page.fill("#prompt textarea", "red apple")
-            page.click("#generate")
-            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
-                                   timeout=60_000)
-            page.fill("#replay input[type=number]", "1")  # a base-stage step, where the maps are
-            page.press("#replay input[type=number]", "Enter")
-            page.wait_for_selector("#live-attention")
-            shown = "() => [...document.querySelectorAll('#live .attn')].filter(e => getComputedStyle(e).display " \
-                    "!== 'none').map(e => e.innerText)"
-            assert page.evaluate(shown) == ["attention on all words: " + page.evaluate(
-                "() => document.querySelector('#live .attn-all figcaption').innerText.split(': ')[1]")]
-            page.get_by_label("apple", exact=True).check()  # a chip: the page shows that word's map
-            page.wait_for_function(shown.replace("() =>", "() => (") + ").join().includes('apple')")
-            assert len(page.evaluate(shown)) == 1
-            assert page.locator("#live-guidance img").count() == 3
-
-            page.click("text=Samplers side by side: why does the sampler matter?")
-            page.click("#samplers")
-            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Samplers done')",
-                                   timeout=60_000)
-            names = page.eval_on_selector_all("#samplers-view .sampler-col", "cols => cols.map(c => c.dataset.sampler)")
-            assert names == ["dpm++", "ddim", "ddpm"]
-        finally:
-            browser.close()
+        page.click("text=Samplers side by side: why does the sampler matter?")
+        page.click("#samplers")
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('Samplers done')",
+                               timeout=60_000)
+        names = page.eval_on_selector_all("#samplers-view .sampler-col", "cols => cols.map(c => c.dataset.sampler)")
+        assert names == ["dpm++", "ddim", "ddpm"]
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
@@ -472,38 +471,30 @@ def test_on_the_shipped_weights_the_page_adds_the_picked_style_to_a_bare_name(tm
     """The shipped checkpoint names two drawing styles: the page offers them (OpenMoji's first), a
     bare name gets the picked one on Generate, in the prompt box the person reads, and picking
     another style or "as typed" rewrites the box."""
-    from playwright.sync_api import sync_playwright
-
     app = start_app(ROOT / "checkpoints" / "emoji", tmp_path)
     try:
         _wait(app)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 720})
-                page.goto(app.url)
-                page.wait_for_selector("#style")
-                for selector in ("#style", "#generate", "#seed"):  # still on the projector's first screen
-                    box = page.locator(selector).first.bounding_box()
-                    assert box is not None and box["y"] + min(box["height"], 200) <= 720, (selector, box)
-                assert page.get_by_label("openmoji").is_checked()
-                page.fill("#prompt textarea", "penguin")
-                page.click("#generate")
-                page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
-                                       timeout=120_000)
-                assert page.input_value("#prompt textarea") == "penguin, openmoji style"
-                page.get_by_label("twemoji").check()
-                page.wait_for_function("() => document.querySelector('#prompt textarea').value === "
-                                       "'penguin, twemoji style'", timeout=10_000)
-                page.get_by_label("as typed").check()
-                page.wait_for_function("() => document.querySelector('#prompt textarea').value === 'penguin'",
-                                       timeout=10_000)
-                page.fill("#prompt textarea", "rocket, twemoji style")  # a style typed in the prompt wins
-                page.get_by_label("openmoji").check()
-                page.wait_for_function("() => document.querySelector('#prompt textarea').value === "
-                                       "'rocket, openmoji style'", timeout=10_000)
-            finally:
-                browser.close()
+        with projector_page(app.url) as page:
+            page.wait_for_selector("#style")
+            for selector in ("#style", "#generate", "#seed"):  # still on the projector's first screen
+                box = page.locator(selector).first.bounding_box()
+                assert box is not None and box["y"] + min(box["height"], 200) <= 720, (selector, box)
+            assert page.get_by_label("openmoji").is_checked()
+            page.fill("#prompt textarea", "penguin")
+            page.click("#generate")
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
+                                   timeout=120_000)
+            assert page.input_value("#prompt textarea") == "penguin, openmoji style"
+            page.get_by_label("twemoji").check()
+            page.wait_for_function("() => document.querySelector('#prompt textarea').value === "
+                                   "'penguin, twemoji style'", timeout=10_000)
+            page.get_by_label("as typed").check()
+            page.wait_for_function("() => document.querySelector('#prompt textarea').value === 'penguin'",
+                                   timeout=10_000)
+            page.fill("#prompt textarea", "rocket, twemoji style")  # a style typed in the prompt wins
+            page.get_by_label("openmoji").check()
+            page.wait_for_function("() => document.querySelector('#prompt textarea').value === "
+                                   "'rocket, openmoji style'", timeout=10_000)
     finally:
         app.stop()
 

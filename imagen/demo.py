@@ -113,22 +113,20 @@ def page_status(path: Path | None = None) -> str:
     return "Type a prompt and press Generate." if problem is None else f"**{problem}**"
 
 
-def read_defaults(path: Path) -> tuple[Settings, bool]:
-    """The checkpoint's default settings and whether it has an SR stage, read from its small JSON
-    alone, so the page can show them without loading any weights."""
+def read_config(path: Path) -> PipelineConfig:
+    """The checkpoint's small JSON alone (defaults, stages, styles), so the page can show them
+    without loading any weights; the package's own config when there are no weights yet or the
+    JSON is broken (the page still opens and says why)."""
     try:
-        config = PipelineConfig.load(path / CONFIG_NAME)
-    except CheckpointError:  # no weights yet, or broken: the page still opens, says why, and uses these
-        return Settings(), True
-    return config.defaults, config.sr is not None
-
-
-def read_styles(path: Path) -> tuple[str, ...]:
-    """The drawing styles the checkpoint's captions name (none when it has no weights yet)."""
-    try:
-        return PipelineConfig.load(path / CONFIG_NAME).styles
+        return PipelineConfig.load(path / CONFIG_NAME)
     except CheckpointError:
-        return ()
+        return PipelineConfig()
+
+
+def read_defaults(path: Path) -> tuple[Settings, bool]:
+    """The checkpoint's default settings and whether it has an SR stage (`read_config`)."""
+    config = read_config(path)
+    return config.defaults, config.sr is not None
 
 
 class SharedPipeline:
@@ -183,9 +181,9 @@ class ImagenDemo:
 
     def __init__(self, path: Path, device: str = "auto", dtype: str = "auto"):
         self.pipeline = SharedPipeline(path, device, dtype)
-        self.defaults, self.has_sr = read_defaults(Path(path))
+        config = read_config(Path(path))
+        self.defaults, self.has_sr, self.styles = config.defaults, config.sr is not None, config.styles
         self.limits = Limits.around(self.defaults)
-        self.styles = read_styles(Path(path))
 
     def add_style(self, prompt: object, style: object) -> object:
         """Before each run: the picked style added to a prompt that names none (`with_style`)."""

@@ -46,7 +46,8 @@ launch() {  # NAME FLAGS...: a run that gets SIGTERM (and saves) if it overruns
   pids+=($!)
 }
 pids=()
-want() { [[ " ${RUNS:-base base-sc sr} " == *" $1 "* ]]; }
+runs=${RUNS:-base base-sc sr}
+want() { [[ " $runs " == *" $1 "* ]]; }
 lr=${BASE_LR:-3e-4}
 want base && launch base --config "$root"/configs/emoji-base-shift3.json "${common[@]}" "${big[@]}" --lr "$lr"
 want base-sc && launch base-sc --config "$root"/configs/emoji-base-shift3.json "${common[@]}" "${big[@]}" --lr "$lr" --self-condition
@@ -54,7 +55,7 @@ want sr && launch sr --config "$root"/configs/emoji-sr.json "${common[@]}" "${sr
 sleep 45; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
 wait "${pids[@]}"
 echo "training done after $(( $(date +%s) - t0 )) s"
-for name in ${RUNS:-base base-sc sr}; do
+for name in $runs; do
   tr '\r' '\n' < "$meta/$name.log" | grep -a "time-budget\|rror\|stopped\|resumed\|init-from" | cut -c1-300 | tail -n 6
   tail -n 2 "$work/runs/gpu-$name/log.jsonl" 2>/dev/null
   mkdir -p "$meta/$name"; cp -r $work/runs/gpu-$name/{config.json,unet_config.json,log.jsonl,samples} "$meta/$name/" 2>/dev/null

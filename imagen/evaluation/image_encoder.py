@@ -40,6 +40,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from ..data.colours import recolour
 from ..data.prepared import PreparedDataset
 from ..data.text_cache import cached_text_embeddings
 from ..device import fast_bfloat16
@@ -61,9 +62,13 @@ class ImageEncoderConfig:
     blur_prob: float = 0.3  # augmentation: share of images blurred (halved and upsampled)
     noise_prob: float = 0.3  # augmentation: share of images with Gaussian noise of std up to 0.1
     seed: int = 0
+    # A colour-blind judge sees every image in grey, and trains on images whose hue is turned at
+    # random first (so that how light a hue greys does not stand in for it): only shape can score.
+    colour_blind: bool = False
 
 
 DEFAULT_CONFIG = ImageEncoderConfig()
+COLOUR_BLIND_CONFIG = ImageEncoderConfig(colour_blind=True)
 
 
 def training_precision(device: torch.device | str) -> str:
@@ -113,6 +118,8 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, 64, 64) in [-1, 1] -> pooled features (B, C) and unit-norm embeddings (B, text_dim)."""
+        if self.config.colour_blind:
+            images = grey(images)
         features = self.body(images)
         return features, F.normalize(self.proj(features).float(), dim=-1)
 
@@ -150,6 +157,17 @@ def contrastive_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logi
     same = (key @ key.T > 0.9999).float()
     targets = same / same.sum(1, keepdim=True)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def grey(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> the same in grey (ITU-R 601 luma in all three channels)."""
+    luma = 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]
+    return luma[:, None].expand_as(images)
+
+
+def random_hue(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Turn each image's hue by a random angle (the colour-blind judge's augmentation)."""
+    return recolour(images, torch.rand(images.shape[0], generator=generator) * 360)
 
 
 def random_shift(images: torch.Tensor, max_shift: float, generator: torch.Generator) -> torch.Tensor:
@@ -213,7 +231,10 @@ def train_image_encoder(images_64: np.ndarray, sentences: torch.Tensor, offsets:
         order = torch.randperm(len(index), generator=generator)
         for b in range(per_epoch):
             pick = order[b * batch:(b + 1) * batch]
-            x = random_shift(from_uint8(images[pick]), config.max_shift, generator)
+            x = from_uint8(images[pick])
+            if config.colour_blind:
+                x = random_hue(x, generator)
+            x = random_shift(x, config.max_shift, generator)
             x = degrade(x, config.blur_prob, config.noise_prob, generator).to(device)
             counts = offsets[index[pick] + 1] - offsets[index[pick]]
             rows = offsets[index[pick]] + (torch.rand(len(pick), generator=generator) * counts).long()
@@ -236,7 +257,10 @@ def train_image_encoder(images_64: np.ndarray, sentences: torch.Tensor, offsets:
 
 def cache_paths(ds: PreparedDataset, text_encoder: TextEncoder, config: ImageEncoderConfig,
                 precision: str = "bf16") -> tuple[Path, Path]:
-    key = {"config": asdict(config), "text_encoder": text_encoder.name, "max_length": text_encoder.max_length,
+    settings = asdict(config)
+    if not config.colour_blind:  # judges from before the option keep their key
+        del settings["colour_blind"]
+    key = {"config": settings, "text_encoder": text_encoder.name, "max_length": text_encoder.max_length,
            "images": len(ds)}
     if precision != "bf16":  # bf16 judges keep the key they had before precision was a choice
         key["precision"] = precision

@@ -56,15 +56,19 @@ class Scorer:
 
     @classmethod
     def build(cls, ds: PreparedDataset, text_encoder: TextEncoder, encoder: ImageEncoder,
-              eval_index: np.ndarray, reference_index: np.ndarray, seed: int = 0) -> Scorer:
+              eval_index: np.ndarray, reference_index: np.ndarray, seed: int = 0, variant: int = 0) -> Scorer:
+        """The scorer of images made for the captions of the images `eval_index`. `variant` picks the
+        caption variant each image is named by (0, the main caption; 1, the emoji data's bare name)."""
         sentences, offsets = caption_embeddings(ds, text_encoder)
-        # Distinct main captions only: a caption shared by two images is one candidate, not two.
+        variants = [min(variant, len(c) - 1) for c in ds.captions]
+        captions = [c[v] for c, v in zip(ds.captions, variants)]
+        # Distinct captions only: a caption shared by two images is one candidate, not two.
         rows: dict[str, int] = {}
-        for i, caption in enumerate(ds.main_captions):
+        for i, caption in enumerate(captions):
             rows.setdefault(caption, i)
         pool_images = np.array(list(rows.values()))
         position = {caption: k for k, caption in enumerate(rows)}
-        true_index = torch.tensor([position[ds.main_captions[i]] for i in eval_index])
+        true_index = torch.tensor([position[captions[i]] for i in eval_index])
         pool_features = ink_features(ds.images_64[pool_images])
         distractors = colour_matched_distractors(pool_features, true_index, [concept_key(c) for c in rows])
         reference_index = np.sort(reference_index)
@@ -73,7 +77,8 @@ class Scorer:
         # drawn once: every set of images is scored against the same random distractors
         random = random_distractors(len(pool_images), true_index, torch.Generator().manual_seed(seed))
         single = torch.tensor(images_per_concept(ds.main_captions))[np.asarray(eval_index)] == 1
-        return cls(encoder, encoder.encode_text(sentences[offsets[pool_images]]), true_index, random, distractors,
+        pool_rows = offsets[pool_images] + torch.tensor(variants)[pool_images]
+        return cls(encoder, encoder.encode_text(sentences[pool_rows]), true_index, random, distractors,
                    reference, colour_blobs(ink_features(ds.images_64[np.asarray(eval_index)])), single)
 
     def score(self, images: torch.Tensor) -> dict[str, float]:

@@ -1,5 +1,5 @@
 """Watch Imagen draw: type a caption, see a 64 px image form from noise step by step, then a
-second diffusion model redraw it at 256 px. The layout only; the logic is in imagen/demo.py.
+second diffusion model redraw it at 256 px. The layout only; the handlers are in imagen/web/.
 
     python app.py                                   # http://127.0.0.1:7860
     IMAGEN_CHECKPOINT=path/to/ckpt GRADIO_SERVER_PORT=8000 python app.py
@@ -7,10 +7,13 @@ second diffusion model redraw it at 256 px. The layout only; the logic is in ima
 
 import gradio as gr
 
-from imagen import demo as logic
-from imagen.live_view import CSS as LIVE_CSS
-from imagen.live_view import live_html
 from imagen.samplers import SAMPLERS
+from imagen.web.handlers import ATTENTION_COST, GUIDANCE_COST, SWEEP_SCALES, ImagenDemo, guidance_info
+from imagen.web.inputs import MAX_SEED
+from imagen.web.live_view import CSS as LIVE_CSS
+from imagen.web.live_view import live_html
+from imagen.web.serving import checkpoint_path, page_status
+from imagen.web.styles import AS_TYPED
 
 QUEUE_SIZE = 32  # requests waiting beyond this are refused rather than piling up in memory
 MAX_UPLOAD = "1mb"  # the page takes no files: cap what an anonymous client can push to /upload
@@ -31,7 +34,7 @@ CSS = LIVE_CSS + """
 #image-64 img { image-rendering: pixelated; }
 """
 
-backend = logic.ImagenDemo(logic.checkpoint_path())
+backend = ImagenDemo(checkpoint_path())
 DEFAULTS, LIMITS = backend.defaults, backend.limits
 
 # Only the guidance sweep and the /generate API write images to Gradio's cache (the page's own
@@ -49,18 +52,18 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
                                 elem_id="prompt")
             # The emoji model learned each emoji in two styles and under its bare name; a bare name blends
             # the two styles' shapes, so a prompt that names no style gets the picked one added.
-            style_choices = [(s.removesuffix(" style"), s) for s in backend.styles] + [(logic.AS_TYPED,) * 2]
+            style_choices = [(s.removesuffix(" style"), s) for s in backend.styles] + [(AS_TYPED,) * 2]
             style = gr.Radio(style_choices,
-                             value=backend.styles[0] if backend.styles else logic.AS_TYPED, elem_id="style",
+                             value=backend.styles[0] if backend.styles else AS_TYPED, elem_id="style",
                              label="Drawing style: added to a prompt that names none", visible=bool(backend.styles))
             generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
             guidance_scale = gr.Slider(0, LIMITS.max_guidance, value=DEFAULTS.guidance_scale, step=0.5,
                                        label="Guidance (text) scale", elem_id="guidance",
-                                       info=logic.guidance_info(DEFAULTS))
+                                       info=guidance_info(DEFAULTS))
             steps = gr.Slider(1, LIMITS.max_steps, value=DEFAULTS.steps, step=1, precision=0, elem_id="steps",
                               label="Denoising steps (64 px stage)", info="More steps: slower, often cleaner.")
             with gr.Row():
-                seed = gr.Slider(0, logic.MAX_SEED, value=0, step=1, precision=0, label="Seed", elem_id="seed",
+                seed = gr.Slider(0, MAX_SEED, value=0, step=1, precision=0, label="Seed", elem_id="seed",
                                  scale=3, info="Shown after each run: untick Randomize to reproduce it.")
                 randomize_seed = gr.Checkbox(value=True, label="Randomize seed", scale=1, min_width=100)
             with gr.Accordion("Advanced", open=False):
@@ -77,15 +80,15 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
                                                   "its 64 px pixel. Untick it to see the colours drift.")
             with gr.Accordion("Inside the model", open=False, elem_id="instruments"):
                 attention = gr.Checkbox(value=False, label="Cross-attention map of each word", elem_id="attention",
-                                        info=logic.ATTENTION_COST)
+                                        info=ATTENTION_COST)
                 guidance_parts = gr.Checkbox(value=False, label="Guidance arithmetic: without / with the caption",
-                                             elem_id="guidance-parts", info=logic.GUIDANCE_COST)
+                                             elem_id="guidance-parts", info=GUIDANCE_COST)
         with gr.Column(scale=3, min_width=540):
             live = gr.HTML(live_html(None, [], {}), elem_id="live", padding=False)
             # Picking a word only changes which of the frame's maps the page's CSS shows: no round trip.
             word = gr.Radio([], label="Attention on which word?", visible=False, elem_id="words")
             # A function, so each page load says whether weights are installed now, not at start-up.
-            status = gr.Markdown(logic.page_status, label="status", elem_id="status")
+            status = gr.Markdown(page_status, label="status", elem_id="status")
 
     replay = gr.Slider(1, 2, value=1, step=1, label="Replay: any step of the last run (no recomputation)",
                        visible=False, elem_id="replay")
@@ -103,7 +106,7 @@ with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
 
     with gr.Accordion("Guidance sweep: what does the text scale do?", open=False):
         gr.Markdown("The same prompt and seed at guidance scales "
-                    f"{', '.join(f'{w:g}' for w in logic.SWEEP_SCALES)} (64 px stage only, for speed).")
+                    f"{', '.join(f'{w:g}' for w in SWEEP_SCALES)} (64 px stage only, for speed).")
         sweep_button = gr.Button("Run the sweep", elem_id="sweep")
         sweep_grid = gr.Image(label="Guidance sweep", format="png", elem_id="sweep-grid", interactive=False)
 

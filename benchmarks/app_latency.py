@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from imagen.config import Settings  # noqa: E402
-from imagen.demo import read_defaults  # noqa: E402
-from imagen.local_server import start_app  # noqa: E402
+from imagen.web.serving import read_defaults  # noqa: E402
+from tests.local_server import start_app  # noqa: E402
 
 PROMPTS = ["red apple, twemoji style", "cat face, openmoji style", "sun, twemoji style", "red heart",
            "rocket, twemoji style", "pizza, openmoji style", "grinning face", "flag of Japan"]

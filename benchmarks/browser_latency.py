@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 from gradio_client import Client  # noqa: E402
 
 from imagen.config import Settings  # noqa: E402
-from imagen.demo import read_defaults  # noqa: E402
-from imagen.local_server import start_app  # noqa: E402
+from imagen.web.serving import read_defaults  # noqa: E402
+from tests.local_server import start_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -30,8 +30,8 @@ from gradio_client import Client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from imagen.demo import read_defaults  # noqa: E402
-from imagen.local_server import LocalApp, start_app  # noqa: E402
+from imagen.web.serving import read_defaults  # noqa: E402
+from tests.local_server import LocalApp, start_app  # noqa: E402
 
 GOOD = {"prompt": "red apple, twemoji style", "guidance_scale": 4.0, "steps": 15, "seed": 0,
         "randomize_seed": False, "sr_steps": 10, "sampler": "ddpm", "sr": True}

@@ -23,7 +23,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imagen.train import Trainer  # noqa: E402
-from imagen.train_config import TrainConfig  # noqa: E402
+from imagen.training.config import TrainConfig  # noqa: E402
 
 
 def synthetic_folder(folder: Path, n: int = 64) -> Path:

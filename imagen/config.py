@@ -18,6 +18,7 @@ from .samplers import SAMPLERS
 from .text_encoder import DEFAULT_MAX_LENGTH, DEFAULT_TEXT_ENCODER
 
 CONFIG_NAME = "pipeline.json"
+DEFAULT_CHECKPOINT = Path("checkpoints/emoji")  # the shipped weights: what the page, the CLI and evaluation use
 MAX_STEPS = 1000
 MAX_GUIDANCE = 30.0
 

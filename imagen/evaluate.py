@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .config import DEFAULT_CHECKPOINT
 from .data import PreparedDataset, load_dataset
 from .device import DTYPE_CHOICES, DTYPE_HELP, resolve_device
 from .evaluation import sweep
@@ -52,7 +53,6 @@ from .evaluation.image_encoder import holdout_split, load_or_train
 from .evaluation.metrics import sharpness
 from .evaluation.plots import plot_sweep, sample_grid, sr_grid
 from .evaluation.scorer import Scorer, evaluation_index, noise_images
-from .generate import DEFAULT_CHECKPOINT
 from .images import from_uint8, to_pil
 from .pipeline import ImagenPipeline
 from .samplers import SAMPLERS

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from diffusers import UNet2DConditionModel
 
-from .checkpointing import complete_checkpoints, load_checkpoint, load_latest
 from .config import DiffusionConfig, PipelineConfig, Settings
 from .pipeline import load_unet, save_pipeline
-from .train_config import TrainConfig
+from .training.checkpointing import complete_checkpoints, load_checkpoint, load_latest
+from .training.config import TrainConfig
 
 
 def load_run(run: Path, step: int | None = None) -> tuple[TrainConfig, UNet2DConditionModel, int]:

@@ -14,17 +14,18 @@ made, and says how far it got. Image i uses seed + i, so any image can be made a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from .config import DEFAULT_CHECKPOINT
 from .device import DTYPE_CHOICES, DTYPE_HELP
+from .files import atomic_write, atomic_write_text
 from .samplers import SAMPLERS
 
 if TYPE_CHECKING:  # torch and diffusers load only once the arguments are known to be good
@@ -34,7 +35,6 @@ if TYPE_CHECKING:  # torch and diffusers load only once the arguments are known 
     from .pipeline import ImagenPipeline
     from .samplers import Step
 
-DEFAULT_CHECKPOINT = Path("checkpoints/emoji")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -93,24 +93,14 @@ def check_writable(out: Path) -> None:
         raise ValueError(f"--out {out} cannot be written to: {e.strerror or e}") from e
 
 
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(tmp)` then rename onto `path`: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_image(image: Image.Image, path: Path) -> None:
-    write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def save_captions(out: Path, prompts: list[str]) -> None:
     """captions.txt for the images made so far: line i is the caption of image i."""
     text = "".join(p.replace("\n", " ") + "\n" for p in prompts)
-    write_atomically(out / "captions.txt", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write_text(out / "captions.txt", text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,8 +167,7 @@ def write_images(pipe: ImagenPipeline, settings: Settings, prompts: list[str],
         for start in range(0, len(prompts), args.batch_size):
             batch = prompts[start:start + args.batch_size]
             summed = None  # (B, L, 64, 64) attention summed over the base stage's steps
-            for step in pipe.generate(batch, seed=args.seed + start, attention=args.attention,
-                                      **_overrides(settings)):
+            for step in pipe.generate(batch, seed=args.seed + start, settings=settings, attention=args.attention):
                 bar.update(1)
                 bar.set_postfix(stage=step.stage, images=f"{start + len(batch)}/{len(prompts)}")
                 if step.attention is not None:
@@ -210,11 +199,6 @@ def save_attention(pipe: ImagenPipeline, prompts: list[str], start: int, last: S
             sheet.paste(heat_overlay(last.x_prev[j], total[word]), (64, 0))
             name = "".join(c if c.isalnum() else "_" for c in word).strip("_") or "word"
             save_image(sheet, folder / f"{start + j:04d}_{name}.png")
-
-
-def _overrides(settings: Settings) -> dict:
-    from dataclasses import asdict
-    return asdict(settings)
 
 
 if __name__ == "__main__":

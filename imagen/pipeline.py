@@ -64,20 +64,20 @@ class ImagenPipeline:
         self.text_encoder = text_encoder
         self.text_encoder.to(self.device)
         # A pipeline may hold only one stage (training previews, evaluation of one stage).
-        self.base_unet = self._prepare(base_unet)
-        self.sr_unet = self._prepare(sr_unet)
+        self.base_unet = self._prepared(base_unet)
+        self.sr_unet = self._prepared(sr_unet)
         stages = {"base": config.base, "sr": config.sr}
         self._betas = {k: make_betas(c.schedule, c.num_timesteps) for k, c in stages.items() if c is not None}
         self._alpha_bar = {k: alpha_bars(b) for k, b in self._betas.items()}
 
-    def _prepare(self, unet: UNet2DConditionModel | None) -> UNet2DConditionModel | None:
+    def _prepared(self, unet: UNet2DConditionModel | None) -> UNet2DConditionModel | None:
+        """`unet` ready for sampling on this device: in eval mode, without gradients, channels-last on a
+        CPU. A module that is not ready yet is copied first, so the caller's module (a training run's
+        live EMA weights, say) is never changed behind its back; from_pretrained's own are prepared in place."""
         if unet is None:
             return None
-        unet = unet.to(self.device).eval().requires_grad_(False)
-        if self.device.type == "cpu":
-            # oneDNN's convolutions run faster on NHWC: 13% off the cascade on a 2-core CPU
-            # (benchmarks/latency.py --levers). Saving makes the weights contiguous again.
-            unet.to(memory_format=torch.channels_last)
+        if not _is_prepared(unet, self.device):
+            unet = prepare_unet(copy.deepcopy(unet), self.device)
         return unet
 
     # ---------------------------------------------------------------- loading and saving
@@ -94,8 +94,8 @@ class ImagenPipeline:
             raise CheckpointError(f"{path} is not a pipeline checkpoint: {CONFIG_NAME} is missing")
         config = PipelineConfig.load(path / CONFIG_NAME)  # a CheckpointError if anything in it is wrong
         device = resolve_device(device)
-        base = load_unet(path / "base")
-        sr = load_unet(path / "sr") if config.sr is not None else None
+        base = prepare_unet(load_unet(path / "base"), device)
+        sr = prepare_unet(load_unet(path / "sr"), device) if config.sr is not None else None
         if text_encoder is None:
             try:
                 text_encoder = TextEncoder(config.text_encoder, config.max_length, device=device)
@@ -117,9 +117,9 @@ class ImagenPipeline:
     def defaults(self) -> Settings:
         return self.config.defaults
 
-    def settings(self, **overrides: object) -> Settings:
-        """The checkpoint's default settings with `overrides` applied, validated."""
-        settings = self.defaults.with_overrides(**overrides)
+    def settings(self, settings: Settings | None = None, **overrides: object) -> Settings:
+        """`settings` (by default the checkpoint's) with `overrides` applied, validated."""
+        settings = (self.defaults if settings is None else settings).with_overrides(**overrides)
         if not isinstance(settings.sr, bool):
             raise ValueError(f"sr must be True or False, got {settings.sr!r}")
         if settings.sr and self.sr_unet is None:
@@ -159,12 +159,13 @@ class ImagenPipeline:
         return float((1 - alpha_bar[int(timestep)]).clamp(min=0).sqrt())
 
     @torch.no_grad()
-    def generate(self, prompts: str | list[str], seed: int = 0, attention: bool = False,
-                 guidance_parts: bool = False, **overrides: object) -> Iterator[Step]:
+    def generate(self, prompts: str | list[str], seed: int = 0, settings: Settings | None = None,
+                 attention: bool = False, guidance_parts: bool = False, **overrides: object) -> Iterator[Step]:
         """Yield every denoising step of the base stage, then of the SR stage.
 
-        Image i is drawn from seed + i alone, so it does not depend on its batch. Overrides are
-        `Settings` fields (guidance_scale, steps, sampler, sr, sr_steps, ...). The instruments fill
+        Image i is drawn from seed + i alone, so it does not depend on its batch. `settings` (by
+        default the checkpoint's) and any overrides of its fields (guidance_scale, steps, sampler, sr,
+        sr_steps, ...) say how to sample. The instruments fill
         in the base stage's steps: `attention` their per-token cross-attention maps (Step.attention),
         `guidance_parts` the x0 of the caption-free and the captioned predictions (Step.x0_uncond,
         Step.x0_cond; at w = 1 this runs the caption-free half too). Off, they cost nothing.
@@ -172,10 +173,10 @@ class ImagenPipeline:
         if self.base_unet is None:
             raise ValueError("this pipeline has no base stage; use super_resolve()")
         prompts = self.check_prompts(prompts)
-        s = self.settings(**overrides)
+        s = self.settings(settings, **overrides)
         generators = _generators(seed, len(prompts))
 
-        # 1. encode the prompts, and the empty caption when guidance needs it
+        # 1. encode the prompts, and the empty caption (guidance's caption-free half)
         text, uncond = self._encode(prompts)
 
         # 2. base stage: 64 px from pure noise
@@ -185,9 +186,10 @@ class ImagenPipeline:
         probe = AttentionProbe(self.base_unet) if attention else nullcontext()
         x_64 = None
         with probe:  # swaps in capturing attention processors; restored however the loop ends
-            for step in sample_loop(denoiser, x_T, make_scheduler(s.sampler, self._betas["base"]), s.steps,
-                                    self._alpha_bar["base"], self.config.base.prediction_type, "base",
-                                    s.threshold, generators):
+            for step in sample_loop(denoiser, x_T, scheduler=make_scheduler(s.sampler, self._betas["base"]),
+                                    steps=s.steps, alpha_bar=self._alpha_bar["base"],
+                                    prediction_type=self.config.base.prediction_type, stage="base",
+                                    threshold=s.threshold, generator=generators):
                 if attention:
                     step.attention = probe.step_maps(keep_last=len(prompts))
                 if parts is not None:
@@ -203,18 +205,18 @@ class ImagenPipeline:
 
     @torch.no_grad()
     def super_resolve(self, images_64: torch.Tensor, prompts: str | list[str], seed: int = 0,
-                      **overrides: object) -> Iterator[Step]:
+                      settings: Settings | None = None, **overrides: object) -> Iterator[Step]:
         """Run the SR stage alone on given 64 px images (B, 3, 64, 64) in [-1, 1]."""
         prompts = self.check_prompts(prompts)
         if images_64.shape != (len(prompts), 3, 64, 64):
             raise ValueError(f"expected images of shape ({len(prompts)}, 3, 64, 64), got {tuple(images_64.shape)}")
-        s = self.settings(**{"sr": True, **overrides})
+        s = self.settings(settings, **{"sr": True, **overrides})
         text, uncond = self._encode(prompts)
         yield from self._sr_stage(images_64.to(self.device), text, uncond, s, _generators(seed, len(prompts)))
 
     @torch.no_grad()
     def restore(self, images_64: torch.Tensor, prompts: str | list[str], start_timestep: int, seed: int = 0,
-                **overrides: object) -> Iterator[Step]:
+                settings: Settings | None = None, **overrides: object) -> Iterator[Step]:
         """Run the base stage from given 64 px images (B, 3, 64, 64) in [-1, 1], noised to the first
         sampler timestep at or below `start_timestep` (SDEdit, Meng et al. 2022). From a low timestep
         the model only cleans the image up; from a high one it must lay out the shape itself, so the
@@ -226,7 +228,7 @@ class ImagenPipeline:
             raise ValueError(f"expected images of shape ({len(prompts)}, 3, 64, 64), got {tuple(images_64.shape)}")
         if not 0 <= start_timestep < self.num_timesteps("base"):
             raise ValueError(f"start_timestep must be in [0, {self.num_timesteps('base')}), got {start_timestep}")
-        s = self.settings(**overrides)
+        s = self.settings(settings, **overrides)
         scheduler = make_scheduler(s.sampler, self._betas["base"])
         timesteps = schedule_timesteps(scheduler, s.steps)
         start = next((i for i, t in enumerate(timesteps) if t <= start_timestep), len(timesteps) - 1)
@@ -236,8 +238,9 @@ class ImagenPipeline:
         x_t = q_sample(images_64.to(self.device).float(), t, noise, self._alpha_bar["base"])
         text, uncond = self._encode(prompts)
         denoiser = self._denoiser(self.base_unet, text, uncond, s.guidance_at)
-        yield from sample_loop(denoiser, x_t, scheduler, s.steps, self._alpha_bar["base"],
-                               self.config.base.prediction_type, "base", s.threshold, generators, start=start)
+        yield from sample_loop(denoiser, x_t, scheduler=scheduler, steps=s.steps, alpha_bar=self._alpha_bar["base"],
+                               prediction_type=self.config.base.prediction_type, stage="base",
+                               threshold=s.threshold, generator=generators, start=start)
 
     def _encode(self, prompts: list[str]) -> tuple[TextEncoding, TextEncoding]:
         text = self.text_encoder.encode(prompts)
@@ -258,9 +261,10 @@ class ImagenPipeline:
         denoiser = self._denoiser(self.sr_unet, text, uncond, lambda t: s.sr_guidance_scale, low_res, aug_t)
         # consistency holds x0 to the clean input, not the noise-augmented one
         constrain = partial(project, y=clean.float()) if s.sr_consistency else None
-        yield from sample_loop(denoiser, x_T, make_scheduler(s.sampler, self._betas["sr"]), s.sr_steps,
-                               self._alpha_bar["sr"], self.config.sr.prediction_type, "sr", s.threshold,
-                               generators, constrain=constrain)
+        yield from sample_loop(denoiser, x_T, scheduler=make_scheduler(s.sampler, self._betas["sr"]),
+                               steps=s.sr_steps, alpha_bar=self._alpha_bar["sr"],
+                               prediction_type=self.config.sr.prediction_type, stage="sr", threshold=s.threshold,
+                               generator=generators, constrain=constrain)
 
     def __call__(self, prompts: str | list[str], seed: int = 0, **overrides: object) -> CascadeOutput:
         """Blocking generation: drain `generate` and return PIL images."""
@@ -302,6 +306,22 @@ class ImagenPipeline:
             return classifier_free_guidance(out_uncond, out_cond, w)
 
         return denoise
+
+
+def prepare_unet(unet: UNet2DConditionModel, device: torch.device) -> UNet2DConditionModel:
+    """Make `unet` (in place) ready to sample on `device`: eval mode, no gradients, and on a CPU the
+    channels-last layout, on which oneDNN's convolutions run faster (13% off the cascade on a 2-core
+    CPU, benchmarks/latency.py --levers; saving makes the weights contiguous again)."""
+    unet = unet.to(device).eval().requires_grad_(False)
+    if device.type == "cpu":
+        unet.to(memory_format=torch.channels_last)
+    return unet
+
+
+def _is_prepared(unet: UNet2DConditionModel, device: torch.device) -> bool:
+    weight = unet.conv_in.weight
+    return (not unet.training and not weight.requires_grad and weight.device.type == device.type
+            and (device.type != "cpu" or weight.is_contiguous(memory_format=torch.channels_last)))
 
 
 def load_unet(folder: Path) -> UNet2DConditionModel:

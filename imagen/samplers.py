@@ -37,6 +37,7 @@ class Step:
     x_t: torch.Tensor  # (B, 3, H, W) the noisy sample the network saw at t (pure noise at the first step)
     x0_pred: torch.Tensor  # (B, 3, H, W) the clean image predicted from x_t, thresholded
     x_prev: torch.Tensor  # (B, 3, H, W) the sample after the step; at the last step, the stage's output
+    noise_level: float  # sqrt(1 - alpha_bar_t): the standard deviation of the noise in x_t (1 pure noise, 0 clean)
     # Opt-in instruments of the base stage (ImagenPipeline.generate(attention=..., guidance_parts=...)):
     attention: torch.Tensor | None = None  # (B, L, 64, 64) share of each pixel's attention on each text token
     x0_uncond: torch.Tensor | None = None  # (B, 3, H, W) the x0 the caption-free prediction implies
@@ -45,6 +46,15 @@ class Step:
     @property
     def is_last(self) -> bool:
         return self.index == self.total - 1
+
+
+def evenly_spaced(total: int, n: int) -> list[int]:
+    """n step indices of 0 .. total - 1, evenly spaced, the first and the last included (the last
+    alone when n is 1): the steps a timeline or a figure shows."""
+    n = min(n, total)
+    if n <= 1:
+        return [total - 1]
+    return sorted({round(k * (total - 1) / (n - 1)) for k in range(n)})
 
 
 def make_scheduler(name: str, betas: torch.Tensor) -> SchedulerMixin:
@@ -69,6 +79,7 @@ def make_scheduler(name: str, betas: torch.Tensor) -> SchedulerMixin:
 def sample_loop(
     denoiser: Denoiser,
     x_T: torch.Tensor,
+    *,
     scheduler: SchedulerMixin,
     steps: int,
     alpha_bar: torch.Tensor,
@@ -96,7 +107,8 @@ def sample_loop(
         if constrain is not None:
             x0_pred = constrain(x0_pred)
         x_prev = scheduler.step(x0_pred, t, x_t, **kwargs).prev_sample
-        yield Step(stage, i, len(scheduler.timesteps), int(t), x_t, x0_pred, x_prev)
+        sigma = float((1 - alpha_bar[int(t)]).clamp(min=0).sqrt())
+        yield Step(stage, i, len(scheduler.timesteps), int(t), x_t, x0_pred, x_prev, sigma)
         x_t = x_prev
 
 

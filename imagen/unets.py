@@ -39,7 +39,7 @@ BASE_PRESETS: dict[str, UNetPreset] = {
     # 64 -> 32 -> 16 -> 8 px; attention at 16 and 8 px. 6.1M parameters.
     "cpu": UNetPreset((32, 64, 128, 128), (False, False, True, True)),
     # `cpu` with a second resnet + attention layer at 16 and 8 px, where the shapes are laid out:
-    # 8.2M parameters. A warm start from a `cpu` checkpoint begins from its function (imagen.growth).
+    # 8.2M parameters. A warm start from a `cpu` checkpoint begins from its function (imagen/training/growth.py).
     "cpu-deep": UNetPreset((32, 64, 128, 128), (False, False, True, True), layers_per_block=(1, 1, 2, 2)),
     # 19.0M parameters: worth it when trained on a GPU; still samples in seconds on a CPU.
     "cpu-large": UNetPreset((32, 64, 128, 256), (False, False, True, True), layers_per_block=2),

@@ -10,9 +10,7 @@ import io
 import json
 import os
 import re
-import runpy
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,20 +19,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import gradio as gr
 import numpy as np
 import pytest
-import torch
-from conftest import make_tiny_pipeline
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 from PIL import Image
 
-from imagen import demo
-from imagen.config import Settings
-from imagen.local_server import LocalApp, start_app
-from imagen.samplers import Step
+from imagen.web.handlers import SWEEP_SCALES
+from imagen.web.inputs import MAX_SEED
+from tests.local_server import LocalApp, start_app
+from tests.tiny import make_tiny_pipeline
+
+pytestmark = pytest.mark.slow  # real servers on localhost and headless Chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -198,7 +195,7 @@ GENERATE_RANGES = {
     "guidance_scale": "guidance_scale must be a number from 0 to 15, got ",
     "steps": "steps must be a whole number from 1 to 100, got ",
     "sr_steps": "sr_steps must be a whole number from 1 to 100, got ",
-    "seed": f"seed must be a whole number from 0 to {demo.MAX_SEED}, got ",
+    "seed": f"seed must be a whole number from 0 to {MAX_SEED}, got ",
 }
 
 
@@ -339,7 +336,7 @@ def test_guidance_sweep_is_a_labelled_grid_at_one_seed(client):
     grid_path, status, seed = client.predict("cat face", 3, 5, False, "dpm++", api_name="/sweep")
     sheet = pixels(grid_path)
     assert seed == 5 and "done" in status
-    n = len(demo.SWEEP_SCALES)
+    n = len(SWEEP_SCALES)
     tiles = [sheet[:128, k * 128:(k + 1) * 128] for k in range(n)]  # w = 1 ... 8
     assert sheet.shape[1] == n * 128 and sheet.shape[0] > 128  # a caption row under the tiles
     assert not np.array_equal(tiles[0], tiles[-1])  # the guidance scale changes the image
@@ -497,124 +494,6 @@ def test_on_the_shipped_weights_the_page_adds_the_picked_style_to_a_bare_name(tm
                                    "'rocket, openmoji style'", timeout=10_000)
     finally:
         app.stop()
-
-
-# ---------------------------------------------------------------- the pieces behind the page
-
-
-@pytest.mark.parametrize("prompt, style, added, restyled", [
-    ("penguin", "openmoji style", "penguin, openmoji style", "penguin, openmoji style"),
-    ("rocket, Twemoji style", "openmoji style", "rocket, Twemoji style", "rocket, openmoji style"),
-    ("a twemoji cat", "openmoji style", "a twemoji cat", "a twemoji cat"),  # it names a style already
-    ("cat face,", "twemoji style", "cat face, twemoji style", "cat face, twemoji style"),
-    ("rocket, openmoji style", demo.AS_TYPED, "rocket, openmoji style", "rocket"),
-    ("", "openmoji style", "", ""),  # left for the handler to refuse
-    (None, "openmoji style", None, None),
-])
-def test_a_style_is_added_only_to_a_prompt_that_names_none(prompt, style, added, restyled):
-    from imagen.demo_inputs import restyle, with_style
-    styles = ("openmoji style", "twemoji style")
-    assert with_style(prompt, style, styles) == added
-    assert restyle(prompt, style, styles) == restyled
-    assert with_style("penguin", "openmoji style", ()) == "penguin"  # a checkpoint without styles
-
-
-def test_status_line_speaks_of_stage_step_timestep_and_noise(tiny_pipeline):
-    steps = list(tiny_pipeline.generate("red apple", seed=0, steps=3, sr_steps=2))
-    first, last = steps[0], steps[-1]
-    sigma_first = tiny_pipeline.noise_level(first.stage, first.timestep)
-    sigma_last = tiny_pipeline.noise_level(last.stage, last.timestep)
-    assert sigma_first > 0.99 and sigma_last < sigma_first  # pure noise first, less noise later
-    line = demo.describe_step(first, sigma_first, 0.25)
-    assert "Base stage (64 px): step 1 of 3" in line and f"timestep {first.timestep}" in line
-    assert f"noise level {sigma_first:.2f}" in line and "0.2 s" in line
-    assert "Super-resolution stage (256 px): step 2 of 2" in demo.describe_step(last, sigma_last, 1.0)
-    with pytest.raises(ValueError, match="timestep"):
-        tiny_pipeline.noise_level("base", 1000)
-
-
-def _step(index: int, total: int = 25, stage: str = "base") -> Step:
-    x = torch.zeros(1, 3, 64, 64)  # (B, 3, H, W)
-    return Step(stage, index, total, 999 - index, x, x, x)
-
-
-def test_timeline_keeps_a_few_evenly_spaced_steps_including_the_last():
-    timeline = demo.Timeline(per_stage=5)
-    for i in range(25):
-        timeline.add(_step(i))
-    captions = [c for _, c in timeline.items]
-    assert len(captions) == 10 and captions[-2:] == ["base 25/25 x_t", "base 25/25 x̂₀"]
-    assert captions[0] == "base 1/25 x_t" and all(im.size == (256, 256) for im, _ in timeline.items)
-
-
-def test_frame_limiter_drops_frames_only_when_they_come_too_fast():
-    limiter = demo.FrameLimiter(max_fps=10)
-    assert limiter.ready(_step(0)) and not limiter.ready(_step(1))  # 0.1 s has not passed
-    assert limiter.ready(_step(24))  # a stage's last step is always shown
-    time.sleep(0.11)
-    assert limiter.ready(_step(2))
-
-
-def test_the_pipeline_loads_once_for_many_first_requests_at_once(tiny_checkpoint):
-    class CountingLoads(demo.SharedPipeline):
-        loads = 0
-
-        def _load(self):
-            CountingLoads.loads += 1
-            return super()._load()
-
-    shared, barrier, got = CountingLoads(tiny_checkpoint, device="cpu"), threading.Barrier(4), []
-    threads = [threading.Thread(target=lambda: (barrier.wait(), got.append(shared.get()))) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert CountingLoads.loads == 1 and len(got) == 4 and all(p is got[0] for p in got)
-
-
-def test_a_broken_checkpoint_is_a_clear_error(tmp_path):
-    (tmp_path / "pipeline.json").write_text("{ not json")
-    with pytest.raises(gr.Error, match="could not be loaded"):
-        next(demo.ImagenDemo(tmp_path).generate("red apple", 4.0, 3, 0, False, 2, "dpm++", True))
-
-
-BROKEN_CONFIGS = {
-    "a list": ("[1, 2, 3]", "expected a JSON object"),
-    "null": ("null", "expected a JSON object"),
-    "steps as text": ('{"defaults": {"steps": "abc"}}', "defaults: steps must be a whole number"),
-    "steps out of range": ('{"defaults": {"steps": 5000}}', "defaults: steps must be a whole number"),
-}
-
-
-def _app_page(checkpoint: Path, monkeypatch) -> dict:
-    """Build app.py's page as `python app.py` does at start-up, without serving it."""
-    monkeypatch.setenv("IMAGEN_CHECKPOINT", str(checkpoint))
-    return runpy.run_path(str(ROOT / "app.py"))
-
-
-@pytest.mark.parametrize("name", BROKEN_CONFIGS)
-def test_a_wrong_pipeline_json_still_opens_the_page_and_it_says_what_is_wrong(tiny_checkpoint, monkeypatch, name):
-    text, problem = BROKEN_CONFIGS[name]
-    (tiny_checkpoint / "pipeline.json").write_text(text)
-    page = _app_page(tiny_checkpoint, monkeypatch)  # once an uncaught error at start-up
-    status = page["status"].value
-    assert f"The checkpoint at {tiny_checkpoint} cannot be used" in status and problem in status
-    assert "Type a prompt" not in status
-    assert page["steps"].value == Settings().steps  # the page falls back to the package's defaults
-    with pytest.raises(gr.Error, match="could not be loaded: .*" + re.escape(problem)):
-        next(page["backend"].generate("red apple", 4.0, 3, 0, False, 2, "dpm++", True))
-
-
-def test_defaults_beyond_the_usual_slider_ends_widen_them_so_generate_works_at_its_defaults(
-        tiny_checkpoint, monkeypatch):
-    config = json.loads((tiny_checkpoint / "pipeline.json").read_text())
-    config["defaults"].update(steps=150, guidance_scale=20.0, sr=False)
-    (tiny_checkpoint / "pipeline.json").write_text(json.dumps(config))
-    page = _app_page(tiny_checkpoint, monkeypatch)
-    assert (page["steps"].maximum, page["guidance_scale"].maximum) == (150, 20.0)
-    frames = page["backend"].generate("red apple", page["guidance_scale"].value, page["steps"].value, 0, False,
-                                      page["sr_steps"].value, page["sampler"].value, page["sr"].value)
-    assert next(frames)[5].startswith("Encoding the prompt")  # the settings were accepted
 
 
 def test_a_server_on_a_broken_checkpoint_starts_and_its_page_says_why(tmp_path):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from imagen.generate import main
 
@@ -58,6 +59,7 @@ def _as_from_a_terminal() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_images_and_captions_txt_lists_only_them(tmp_path, tiny_checkpoint):
     captions = [f"caption {i}" for i in range(200)]
     (tmp_path / "captions.txt").write_text("\n".join(captions) + "\n")

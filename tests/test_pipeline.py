@@ -120,7 +120,7 @@ def test_half_precision_release_loads_and_samples(tiny_pipeline, tmp_path, text_
 
 
 def test_bfloat16_runs(text_encoder):
-    from conftest import make_tiny_pipeline
+    from tests.tiny import make_tiny_pipeline
     pipe = make_tiny_pipeline(text_encoder, dtype="bfloat16")
     assert pipe("red apple").images_256[0].size == (256, 256)
 
@@ -167,7 +167,7 @@ def test_overlong_prompt_is_truncated_with_a_warning(tiny_pipeline):
 
 
 def test_sr_requested_without_an_sr_stage(text_encoder):
-    from conftest import make_tiny_pipeline
+    from tests.tiny import make_tiny_pipeline
     pipe = make_tiny_pipeline(text_encoder, sr=False)
     assert pipe("red apple").images_256 is None
     with pytest.raises(ValueError, match="no super-resolution stage"):
@@ -245,3 +245,28 @@ def test_the_styles_a_checkpoint_names_survive_saving_and_loading(tiny_pipeline,
     tiny_pipeline.save_pretrained(tmp_path / "styled")
     assert ImagenPipeline.from_pretrained(tmp_path / "styled", device="cpu").config.styles == (
         "openmoji style", "twemoji style")
+
+
+def test_the_pipeline_never_changes_the_modules_it_is_handed(text_encoder):
+    # a training run hands its live EMA model to a preview pipeline at every sample grid
+    from imagen.config import PipelineConfig, Settings
+    from imagen.unets import build_unet
+    base = build_unet("base", "tiny", text_encoder.dim).train()
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    pipe = ImagenPipeline(text_encoder, base, None, PipelineConfig(sr=None, defaults=Settings(steps=2, sr=False)),
+                          device="cpu")
+    list(pipe.generate("red apple", seed=0))
+    assert base.training and base.conv_in.weight.requires_grad  # still as the caller left it
+    assert base.conv_in.weight.is_contiguous()  # not converted to channels-last
+    assert all(torch.equal(v, before[k]) for k, v in base.state_dict().items())
+    assert pipe.base_unet is not base and not pipe.base_unet.training
+
+
+def test_settings_go_in_whole_and_overrides_apply_on_top(tiny_pipeline):
+    settings = tiny_pipeline.settings(steps=2, sr=False)
+    steps = list(tiny_pipeline.generate("red apple", seed=0, settings=settings))
+    assert [s.index for s in steps] == [0, 1] and {s.stage for s in steps} == {"base"}
+    steps = list(tiny_pipeline.generate("red apple", seed=0, settings=settings, steps=3))
+    assert len(steps) == 3
+    with pytest.raises(ValueError, match="steps"):
+        list(tiny_pipeline.generate("red apple", settings=settings, steps=0))

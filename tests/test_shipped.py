@@ -47,6 +47,7 @@ def _share(image: Image.Image, condition) -> float:
     return float(condition(rgb[..., 0], rgb[..., 1], rgb[..., 2]).mean())
 
 
+@pytest.mark.slow
 def test_generate_command_uses_the_shipped_weights_by_default(tmp_path):
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "imagen.generate", "red heart, twemoji style",
@@ -70,6 +71,7 @@ def test_sr_stage_is_sharper_than_a_bicubic_upscale(shipped):
     assert (bicubic(large, 64) - small).abs().mean() < 0.15
 
 
+@pytest.mark.slow
 def test_low_frequency_consistency_keeps_the_64_px_image_and_the_sharpness(shipped):
     prompts = ["red apple, twemoji style", "grinning face, openmoji style"]
     small = None

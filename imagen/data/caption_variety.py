@@ -28,7 +28,7 @@ from .colours import (
     is_held_out,
     recolour,
 )
-from .phrasing import CaptionPolicy, varied_caption
+from .phrasing import TRAIN_TEMPLATES, CaptionPolicy, fill, varied_caption
 
 
 def split_caption(variants: list[str]) -> tuple[str, str | None]:
@@ -96,3 +96,10 @@ def _recolour_rows(images: torch.Tensor, rows: list[int], turn: torch.Tensor) ->
     images = images.clone()
     images[rows] = recolour(images[rows], turn).to(images.dtype)
     return images
+
+
+def variety_words(aliases: list[str]) -> list[str]:
+    """Every word a drawn caption can hold beyond the dataset's own captions (the phrasings, the
+    colour words and the aliases): a text encoder pruned to a vocabulary must keep them all."""
+    return [fill(t, "x") for t in TRAIN_TEMPLATES] + [fill(t, "apple") for t in TRAIN_TEMPLATES] \
+        + list(HUE_CLASSES) + list(aliases)

@@ -27,9 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -44,6 +42,7 @@ from ..data.colours import recolour
 from ..data.prepared import PreparedDataset
 from ..data.text_cache import cached_text_embeddings
 from ..device import fast_bfloat16
+from ..files import atomic_write, atomic_write_text
 from ..images import from_uint8
 from ..text_encoder import TextEncoder, pooled_sentence_embedding
 
@@ -290,13 +289,6 @@ def load_or_train(ds: PreparedDataset, text_encoder: TextEncoder, config: ImageE
                                     "max_length": text_encoder.max_length, **record}))  # as a reload will see it
     # Weights first, the record last: a record on disk means the weights beside it are complete.
     state = {k: v.contiguous().cpu() for k, v in model.state_dict().items()}
-    _replace_atomically(weights, lambda tmp: save_file(state, tmp))
-    _replace_atomically(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+    atomic_write(weights, lambda tmp: save_file(state, tmp))
+    atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return model, record
-
-
-def _replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Write to a temporary sibling, then rename it into place: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)

@@ -1,6 +1,6 @@
 """Pack what a bare GPU machine needs to train the cascade on the emoji set, in a few tens of MB.
 
-    python -m imagen.gpu_pack                      # writes .gpu-pack/ (ignored by git)
+    python -m ops.gpu_pack                         # writes .gpu-pack/ (ignored by git)
 
 A lent GPU machine (torch and transformers installed, nothing else, no network, at most 64 MiB
 of files taken along, commands of at most 10 minutes, files of at most 16 MiB brought back)
@@ -23,7 +23,7 @@ to $OUT/<stage>. What the pack holds:
 - emoji/: the captions and the SVGs actually used, 2 MB as .tar.xz (see data/emoji.py);
 - env.sh: what both scripts below source (the wheels, installed once; the pack's paths);
 - train_chunk.sh: the chunk above;
-- session.sh (imagen/gpu_session.sh): a whole lent session in one command of at most 10 minutes,
+- session.sh (ops/gpu_session.sh): a whole lent session in one command of at most 10 minutes,
   the one the shipped weights' GPU fine-tune came from: three warm starts from checkpoints/emoji
   side by side on the one GPU (the base stage, the base stage with self-conditioning, the SR
   stage), each sized by `--time-budget-s` to end before TOTAL seconds are up, then their EMA
@@ -44,8 +44,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .data.emoji import write_pack
-from .text_encoder import DEFAULT_TEXT_ENCODER, resolve_text_encoder
+from imagen.data.caption_variety import variety_words
+from imagen.data.emoji import write_pack
+from imagen.text_encoder import DEFAULT_TEXT_ENCODER, resolve_text_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / ".gpu-pack"
@@ -146,8 +147,11 @@ def build_pack(out: Path, wheels: bool = True, max_items: int | None = None) -> 
     if out.exists():
         shutil.rmtree(out)
     emoji_dir = write_pack(out / "emoji", max_items)
-    captions = [c for _, variants in json.loads((emoji_dir / "items.json").read_text())["items"] for c in variants]
-    prune_text_encoder(captions + sample_prompts(), out / "text_encoder")
+    items = json.loads((emoji_dir / "items.json").read_text())
+    captions = [c for _, variants in items["items"] for c in variants]
+    # --caption-variety adds words of its own: the phrasings, colour words and the emoji's aliases
+    extra = variety_words([a for aliases in items.get("aliases", {}).values() for a in aliases])
+    prune_text_encoder(captions + sample_prompts() + extra, out / "text_encoder")
     if wheels:
         download_wheels(out / "wheels")
     (out / "env.sh").write_text(ENV_SCRIPT)
@@ -164,7 +168,7 @@ def build_pack(out: Path, wheels: bool = True, max_items: int | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m imagen.gpu_pack", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m ops.gpu_pack", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT.name}/")
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {sizes['total']:.1f} MB would travel, over the {LIMIT_MB:.1f} MB (64 MiB) limit",
               file=sys.stderr)
         return 1
-    print(f"wrote {args.out}: carry it with the repository; see `python -m imagen.gpu_pack --help`")
+    print(f"wrote {args.out}: carry it with the repository; see `python -m ops.gpu_pack --help`")
     return 0
 
 

@@ -15,18 +15,23 @@ import base64
 import html
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
 
-from .images import heat_overlay, to_pil
-from .instruments import word_maps
-from .samplers import Step
+from ..images import heat_overlay, to_pil
+from ..instruments import word_maps
+from ..samplers import Step, evenly_spaced
+from .status import STAGE_TITLES
+
+if TYPE_CHECKING:
+    from ..pipeline import ImagenPipeline
 
 WEBP_QUALITY = 60  # the SR stage's 256 px frames: ~30 KB each as WebP when noisy, ~200 KB as PNG
 VIEW_SIZE = 256  # CSS pixels each image is shown at, whatever its own size
 PLOT_W, PLOT_H, PAD, TOP = 240, 110, 22, 16  # the schedule plot, in SVG units
-STAGE_TITLES = {"base": "base stage, 64 px", "sr": "super-resolution, 256 px"}
+SCHEDULE_POINTS = 64  # points of each stage's noise-schedule curve
 
 
 def image_uri(image: Image.Image) -> str:
@@ -64,8 +69,7 @@ class Frame:
     guidance: tuple[str, str, str] | None = None
 
     @classmethod
-    def of(cls, step: Step, sigma: float, words: list[tuple[str, list[int]]] | None = None,
-           guidance_scale: float = 1.0) -> Frame:
+    def of(cls, step: Step, words: list[tuple[str, list[int]]] | None = None, guidance_scale: float = 1.0) -> Frame:
         """Encode a step; `words` (from instruments.words) turns its attention into one map per word."""
         attention = guidance = None
         if step.attention is not None and words is not None:
@@ -76,12 +80,19 @@ class Frame:
             push = guidance_scale * (step.x0_cond - step.x0_uncond)
             push = push / push.abs().amax().clamp(min=0.05)  # contrast stretched; grey = no change
             guidance = (tensor_uri(step.x0_uncond), tensor_uri(step.x0_cond), tensor_uri(push))
-        return cls(step.stage, step.index, step.total, int(step.timestep), sigma,
+        return cls(step.stage, step.index, step.total, int(step.timestep), step.noise_level,
                    tensor_uri(step.x_t), tensor_uri(step.x0_pred), attention, guidance)
 
     @property
     def label(self) -> str:
         return f"{self.stage} {self.index + 1}/{self.total}"
+
+
+def schedule_curve(pipe: ImagenPipeline, stage: str, points: int = SCHEDULE_POINTS) -> list[tuple[int, float]]:
+    """(t, sigma_t) along a stage's noise schedule, from t = T - 1 down to 0: the page's plot."""
+    last = pipe.num_timesteps(stage) - 1
+    ts = sorted({round(last * k / (points - 1)) for k in range(points)}, reverse=True)
+    return [(t, pipe.noise_level(stage, t)) for t in ts]
 
 
 def schedule_svg(curve: list[tuple[int, float]], visited: list[Frame], current: Frame | None, title: str) -> str:
@@ -179,9 +190,7 @@ def timeline_html(frames: list[Frame], per_stage: int = 5) -> str:
     cells = []
     for stage in dict.fromkeys(f.stage for f in frames):
         of_stage = [f for f in frames if f.stage == stage]
-        n = min(per_stage, len(of_stage))
-        keep = {round(k * (len(of_stage) - 1) / (n - 1)) for k in range(n)} if n > 1 else {len(of_stage) - 1}
-        for i in sorted(keep):
+        for i in evenly_spaced(len(of_stage), per_stage):
             f = of_stage[i]
             pixelated = " pixelated" if "image/png" in f.x_t[:16] else ""
             cells.append(f'<figure class="tl"><img class="{pixelated.strip()}" src="{f.x_t}" alt="x_t"/>'

@@ -5,7 +5,6 @@ It is a `gr.Error` that is not logged with a traceback: the server is fine."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from .config import MAX_GUIDANCE, Settings
+from ..config import MAX_GUIDANCE, Settings
 
 if TYPE_CHECKING:
-    from .pipeline import ImagenPipeline
+    from ..pipeline import ImagenPipeline
 
 MAX_SEED = 2**31 - 1
 MAX_PROMPT_CHARS = 1000  # far beyond the token limit; keeps a pasted novel from tying up the tokenizer
@@ -40,7 +39,6 @@ class Limits:
                    max(MAX_UI_STEPS, defaults.sr_steps))
 
 
-
 def user_error(message: str, title: str = "Invalid setting") -> gr.Error:
     """A message for the page (or the API caller). Not logged with a traceback: the server is fine."""
     return gr.Error(message, title=title, print_exception=False)
@@ -61,39 +59,6 @@ def check_prompt(prompt: object) -> tuple[str, bool]:
                          title="Empty prompt")
     prompt = " ".join(prompt.split())  # newlines and runs of spaces carry no meaning for the encoder
     return prompt[:MAX_PROMPT_CHARS], len(prompt) > MAX_PROMPT_CHARS
-
-
-AS_TYPED = "as typed"  # the style choice that leaves the prompt alone
-
-
-def _style_key(style: str) -> str:
-    """What marks a prompt as naming a style: "twemoji" for "twemoji style"."""
-    return style.lower().removesuffix(" style").strip()
-
-
-def names_a_style(prompt: str, styles: Sequence[str]) -> bool:
-    """Whether the prompt names any of the styles, anywhere ("a twemoji cat" does)."""
-    return any(re.search(rf"\b{re.escape(_style_key(s))}\b", prompt.lower()) for s in styles)
-
-
-def with_style(prompt: object, style: object, styles: Sequence[str]) -> object:
-    """The prompt with ", {style}" added when it names none of the checkpoint's styles. The emoji
-    model learned each emoji in both styles and under its bare name; a bare name blends the two
-    styles' shapes, so a prompt that names one draws cleaner ones. A prompt that names a style keeps
-    its own; anything that is not text goes through unchanged, for the handler to refuse by name."""
-    if not isinstance(prompt, str) or not prompt.strip() or style not in styles or names_a_style(prompt, styles):
-        return prompt
-    return f"{prompt.strip().rstrip(',').rstrip()}, {style}"
-
-
-def restyle(prompt: object, style: object, styles: Sequence[str]) -> object:
-    """What picking a style does to the prompt box: its trailing style replaced by `style`, or
-    removed for AS_TYPED."""
-    if not isinstance(prompt, str):
-        return prompt
-    keys = "|".join(re.escape(_style_key(s)) for s in styles)
-    bare = re.sub(rf"\s*,?\s*\b(?:{keys})\s+style\s*$", "", prompt.strip(), flags=re.IGNORECASE) if keys else prompt
-    return with_style(bare, style, styles) if bare.strip() else prompt
 
 
 def number(name: str, value: object, low: float, high: float) -> float:

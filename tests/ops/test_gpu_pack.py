@@ -12,12 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from imagen.data.emoji import PACK_ENV, emoji_items, load_emoji
-from imagen.gpu_pack import build_pack, prune_text_encoder
+from imagen.data.caption_variety import CaptionVariety
+from imagen.data.emoji import DEFAULT_STYLE, PACK_ENV, emoji_aliases, emoji_items, load_emoji
+from imagen.images import from_uint8
 from imagen.pipeline import ImagenPipeline
 from imagen.text_encoder import TextEncoder
+from ops.gpu_pack import build_pack, prune_text_encoder
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # renders the emoji, trains and exports in subprocesses
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_pruned_text_encoder_tokenises_and_encodes_its_captions_as_the_full_one(tmp_path, text_encoder):
@@ -38,6 +42,21 @@ def small_pack(tmp_path_factory):
     out = tmp_path_factory.mktemp("pack") / ".gpu-pack"
     sizes = build_pack(out, wheels=False, max_items=40)
     return out, sizes
+
+
+def test_the_packs_text_encoder_knows_every_word_caption_variety_can_draw(small_pack, tmp_path, monkeypatch):
+    pack, _ = small_pack
+    monkeypatch.setenv(PACK_ENV, str(pack / "emoji"))
+    ds = load_emoji(tmp_path / "cache")
+    variety = CaptionVariety(ds.captions, ds.images_64, emoji_aliases(), DEFAULT_STYLE, recolour=0.5)
+    monkeypatch.delenv(PACK_ENV)
+    assert any(variety.aliases)  # the pack carries the aliases: the GPU machine has no emoji package
+    pruned = TextEncoder(str(pack / "text_encoder"))
+    images = from_uint8(np.array(ds.images_64))
+    captions = {c for seed in range(30) for c in variety.draw(torch.arange(len(ds)), images,
+                                                               torch.Generator().manual_seed(seed))[0]}
+    assert len(captions) > 500
+    assert not [c for c in captions if "[UNK]" in pruned.tokenizer.tokenize(c)]
 
 
 def test_the_packed_emoji_render_as_the_installed_ones(small_pack, tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One lent-GPU session, run from the repository root after `python -m imagen.gpu_pack`: three
+# One lent-GPU session, run from the repository root after `python -m ops.gpu_pack`: three
 # warm starts from the shipped weights trained side by side on one GPU until TOTAL seconds from
 # now are nearly up, then their EMA weights in fp16 to $OUT (one .safetensors per run, at most
 # 16 MB each, the rest in meta.tar.gz: 4 files, as the lent machine's transfer limits allow).
@@ -49,8 +49,8 @@ pids=()
 runs=${RUNS:-base base-sc sr}
 want() { [[ " $runs " == *" $1 "* ]]; }
 lr=${BASE_LR:-3e-4}
-want base && launch base --config "$root"/configs/emoji-base-shift3.json "${common[@]}" "${big[@]}" --lr "$lr"
-want base-sc && launch base-sc --config "$root"/configs/emoji-base-shift3.json "${common[@]}" "${big[@]}" --lr "$lr" --self-condition
+want base && launch base --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr"
+want base-sc && launch base-sc --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" --self-condition
 want sr && launch sr --config "$root"/configs/emoji-sr.json "${common[@]}" "${srbig[@]}" --lr 2e-4
 sleep 45; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
 wait "${pids[@]}"

@@ -2,15 +2,15 @@ import json
 
 import pytest
 import torch
-from conftest import make_tiny_pipeline
 
 from imagen.config import PipelineConfig, Settings
 from imagen.export import main as export_main
 from imagen.pipeline import ImagenPipeline
-from imagen.self_conditioning import SELF_CONDITION_PROB, training_input, widen_input
-from imagen.train import Trainer
-from imagen.train_config import TrainConfig, config_from_args
+from imagen.training.config import TrainConfig, config_from_args
+from imagen.training.self_conditioning import SELF_CONDITION_PROB, training_input, widen_input
+from imagen.training.trainer import Trainer
 from imagen.unets import build_unet, is_self_conditioned, unet_forward
+from tests.tiny import make_tiny_pipeline
 
 
 def test_a_self_conditioned_base_takes_x0_beside_x_t():
@@ -59,8 +59,9 @@ def test_each_sampling_step_sees_the_x0_the_step_before_used(text_encoder):
     pipe = ImagenPipeline(text_encoder, base, None, PipelineConfig(sr=None, defaults=Settings(steps=4, sr=False)),
                           device="cpu")
     inputs = []
-    forward = base.forward
-    base.forward = lambda x, *a, **k: (inputs.append(x[:, 3:].clone()), forward(x, *a, **k))[1]
+    unet = pipe.base_unet  # the pipeline samples its own prepared copy of `base`
+    forward = unet.forward
+    unet.forward = lambda x, *a, **k: (inputs.append(x[:, 3:].clone()), forward(x, *a, **k))[1]
     steps = list(pipe.generate("a red circle", seed=1, steps=4, guidance_scale=3.0, guidance_min_t=500))
     assert len(inputs) == 4 and not inputs[0].any()  # the first step: zeros beside x_t
     for step, seen in zip(steps, inputs[1:]):
@@ -70,6 +71,7 @@ def test_each_sampling_step_sees_the_x0_the_step_before_used(text_encoder):
     assert [x.shape[0] for x in inputs] == [2, 2, 1, 1]  # guidance at t >= 500 only, as for a plain base
 
 
+@pytest.mark.slow
 def test_a_plain_checkpoint_starts_a_self_conditioned_run(tmp_path, shapes_folder, text_encoder, capsys):
     checkpoint = tmp_path / "plain"
     make_tiny_pipeline(text_encoder, seed=3).save_pretrained(checkpoint)

@@ -4,12 +4,12 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from imagen.growth import load_deepened
 from imagen.pipeline import load_unet
-from imagen.train import load_stage_weights
+from imagen.training.growth import load_deepened
+from imagen.training.trainer import load_stage_weights
 from imagen.unets import build_unet, unet_config, unet_forward
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def inputs(batch=2, channels=3, size=64):

@@ -11,8 +11,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .diffusion import LOSS_WEIGHTINGS
-from .text_encoder import DEFAULT_MAX_LENGTH, DEFAULT_TEXT_ENCODER
+from ..diffusion import LOSS_WEIGHTINGS
+from ..files import atomic_write_text
+from ..text_encoder import DEFAULT_MAX_LENGTH, DEFAULT_TEXT_ENCODER
 
 
 def _opt(default: object, help: str) -> object:
@@ -110,7 +111,6 @@ class TrainConfig:
         return self
 
     def save(self, path: Path) -> None:
-        from .checkpointing import atomic_write_text
         atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod

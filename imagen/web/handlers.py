@@ -1,45 +1,34 @@
-"""The logic behind the Gradio demo; `app.py` holds only the layout.
+"""The handlers behind the Gradio page's buttons and its /generate API; `app.py` holds only the layout.
 
-    backend = ImagenDemo(checkpoint_path())       # loads nothing yet
+    backend = ImagenDemo(checkpoint_path())       # loads nothing yet (serving.checkpoint_path)
     for update in backend.generate_live("red apple", 4.0, 15, 0, False, 10, "ddpm", True):
         live, finals, timeline, status, seed, replay, frames = update      # what the page shows
     for frame in backend.generate("red apple", 4.0, 15, 0, False, 10, "ddpm", True):
         x_t, x0_pred, image_64, image_256, timeline, status, seed = frame  # the /generate API: images
 
 Every handler is a generator over `ImagenPipeline.generate`, the same one the CLI drains. The page's
-handler turns each `Step` into a small inline HTML frame (imagen/live_view.py: no file, no second
-request); the API's handler into images, as gradio_client expects. Bad input becomes a `gr.Error`
-with a message a user can act on (imagen/demo_inputs.py); the server keeps serving.
+handler turns each `Step` into a small inline HTML frame (live_view.py: no file, no second
+request); the API's handler into images, as gradio_client expects (api_images.py). Bad input
+becomes a `gr.Error` with a message a user can act on (inputs.py); the server keeps serving.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
 from PIL import Image
 
-from .config import CONFIG_NAME, CheckpointError, PipelineConfig, Settings
-from .demo_frames import (  # noqa: F401  (Timeline, FrameLimiter: the API's frames, tested through here)
-    TIMELINE_STEPS,
-    FrameLimiter,
-    FramePacer,
-    RunRecord,
-    Timeline,
-    describe_step,
-    display,
-    fresh,
-    schedule_curve,
-)
-from .demo_inputs import (  # noqa: F401  (MAX_SEED, AS_TYPED and Limits are part of this module's interface)
-    AS_TYPED,
-    MAX_SEED,
+from ..config import Settings
+from ..images import grid
+from ..instruments import words
+from ..samplers import SAMPLERS, Step
+from .api_images import TIMELINE_STEPS, Timeline, display, fresh
+from .inputs import (
     Limits,
     check_prompt,
     checked_settings,
@@ -47,21 +36,19 @@ from .demo_inputs import (  # noqa: F401  (MAX_SEED, AS_TYPED and Limits are par
     flag,
     number,
     pick_seed,
-    restyle,
     truncation_notice,
     user_error,
     whole_number,
-    with_style,
 )
-from .images import grid
-from .instruments import words
-from .live_view import Frame, SamplerColumn, finals_html, live_html, samplers_html, timeline_html
-from .samplers import SAMPLERS, Step
+from .live_view import Frame, SamplerColumn, finals_html, live_html, samplers_html, schedule_curve, timeline_html
+from .pacing import FrameLimiter, FramePacer
+from .serving import SharedPipeline, read_config
+from .status import RunRecord, describe_step
+from .styles import restyle, with_style
 
 if TYPE_CHECKING:  # the pipeline (and diffusers) load on the first request, not with the page
-    from .pipeline import ImagenPipeline
+    from ..pipeline import ImagenPipeline
 
-DEFAULT_CHECKPOINT = Path("checkpoints/emoji")
 SWEEP_SCALES = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0)  # 3: the shipped default
 SWEEP_TILE = 128
 # What each instrument costs, measured on the 2-core reference machine (benchmarks/latency.py --levers).
@@ -78,82 +65,9 @@ def guidance_info(defaults: Settings) -> str:
         info += f" Applied while the image is mostly noise (t ≥ {defaults.guidance_min_t}), where its shape forms."
     return info
 
+
 GenerateOutputs = tuple[Image.Image | None, Image.Image | None, Image.Image | None, Image.Image | None,
                         list[tuple[Image.Image, str]] | None, str, int]
-
-
-def checkpoint_path() -> Path:
-    """The checkpoint the demo serves: env IMAGEN_CHECKPOINT, else checkpoints/emoji."""
-    return Path(os.environ.get("IMAGEN_CHECKPOINT") or DEFAULT_CHECKPOINT)
-
-
-def no_weights_message(path: Path) -> str:
-    return (f"No trained weights are installed: there is no checkpoint at {path}. Train them with "
-            "`python -m imagen.train` and export them with `python -m imagen.export` (see the README), "
-            "or set IMAGEN_CHECKPOINT to a checkpoint folder.")
-
-
-def checkpoint_problem(path: Path) -> str | None:
-    """Why the checkpoint at `path` cannot serve, judged from its small JSON alone (no weights are
-    loaded); None when it looks usable."""
-    if not path.exists():
-        return no_weights_message(path)
-    if not (path / CONFIG_NAME).is_file():
-        return f"The checkpoint at {path} cannot be used: it has no {CONFIG_NAME}."
-    try:
-        PipelineConfig.load(path / CONFIG_NAME)
-    except CheckpointError as e:
-        return f"The checkpoint at {path} cannot be used: {e}"
-    return None
-
-
-def page_status(path: Path | None = None) -> str:
-    """What the status line says when the page opens: an invitation, or why Generate cannot work."""
-    problem = checkpoint_problem(checkpoint_path() if path is None else path)
-    return "Type a prompt and press Generate." if problem is None else f"**{problem}**"
-
-
-def read_config(path: Path) -> PipelineConfig:
-    """The checkpoint's small JSON alone (defaults, stages, styles), so the page can show them
-    without loading any weights; the package's own config when there are no weights yet or the
-    JSON is broken (the page still opens and says why)."""
-    try:
-        return PipelineConfig.load(path / CONFIG_NAME)
-    except CheckpointError:
-        return PipelineConfig()
-
-
-def read_defaults(path: Path) -> tuple[Settings, bool]:
-    """The checkpoint's default settings and whether it has an SR stage (`read_config`)."""
-    config = read_config(path)
-    return config.defaults, config.sr is not None
-
-
-class SharedPipeline:
-    """The pipeline, loaded on first use, once, and shared by every session and thread."""
-
-    def __init__(self, path: Path, device: str = "auto", dtype: str = "auto"):
-        self.path, self.device, self.dtype = Path(path), device, dtype
-        self._pipe: ImagenPipeline | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> ImagenPipeline:
-        if self._pipe is None:
-            with self._lock:  # ten first requests at once must not load ten copies
-                if self._pipe is None:
-                    self._pipe = self._load()
-        return self._pipe
-
-    def _load(self) -> ImagenPipeline:
-        from .pipeline import ImagenPipeline
-        if not self.path.exists():
-            # Not cached: weights installed later are picked up without a restart.
-            raise user_error(no_weights_message(self.path), title="No trained weights")
-        try:
-            return ImagenPipeline.from_pretrained(self.path, device=self.device, dtype=self.dtype)
-        except CheckpointError as e:
-            # The page says so on every load too: one line per request, no traceback, is enough.
-            raise user_error(f"The weights at {self.path} could not be loaded: {e}", title="Broken checkpoint") from e
 
 
 # ---------------------------------------------------------------- handlers
@@ -170,7 +84,7 @@ class Request:
     notice: str  # a truncation notice, or ""
 
     def steps(self, **instruments: bool) -> Iterator[Step]:
-        return self.pipe.generate(self.prompt, seed=self.seed, **asdict(self.settings), **instruments)
+        return self.pipe.generate(self.prompt, seed=self.seed, settings=self.settings, **instruments)
 
 
 class ImagenDemo:
@@ -236,18 +150,18 @@ class ImagenDemo:
         yield (live_html(None, [], curves, "Encoding the prompt…"), "", "", status, req.seed,
                gr.update(visible=False), None, chips)
 
-        run, frames, pacer = RunRecord(), [], FramePacer()
+        run, frames, pacer, told = RunRecord(), [], FramePacer(), None
         for step in req.steps(attention=attention, guidance_parts=guidance_parts):
-            sigma = req.pipe.noise_level(step.stage, step.timestep)
             # Every step is encoded, sent or not: the replay shows them all.
-            frames.append(Frame.of(step, sigma, spans, req.settings.guidance_at(step.timestep)))
+            frames.append(Frame.of(step, spans, req.settings.guidance_at(step.timestep)))
             run.saw(step)
             if not pacer.ready(step):
                 continue
             elapsed = run.sending()
             # The frame's own caption tells the step; the status sentence (Markdown, which the browser
-            # renders slowly) changes only when a stage begins.
-            status = req.notice + describe_step(step, sigma, elapsed) if step.index == 0 else gr.skip()
+            # renders slowly) changes only with the first frame sent of each stage, whichever step it is.
+            status = req.notice + describe_step(step, elapsed) if step.stage != told else gr.skip()
+            told = step.stage
             yielded_at = time.perf_counter()
             yield (live_html(frames[-1], frames, curves), gr.skip(), gr.skip(), status, gr.skip(), gr.skip(),
                    gr.skip(), gr.skip())
@@ -276,7 +190,7 @@ class ImagenDemo:
                 start = time.perf_counter()
                 step = next(runs[c.name])
                 c.seconds += time.perf_counter() - start
-                c.frame = Frame.of(step, req.pipe.noise_level("base", step.timestep))
+                c.frame = Frame.of(step)
             status = f"{req.notice}Samplers side by side: step {columns[0].frame.index + 1} of {req.settings.steps}."
             yield samplers_html(columns), status, req.seed
         times = ", ".join(f"{c.name} {c.seconds:.2f} s" for c in columns)
@@ -310,7 +224,7 @@ class ImagenDemo:
             run.saw(step)
             if not limiter.ready(step):
                 continue
-            status = req.notice + describe_step(step, req.pipe.noise_level(step.stage, step.timestep), run.sending())
+            status = req.notice + describe_step(step, run.sending())
             # gr.skip() leaves an output as it is: the 64 px image is sent once, when its stage ends.
             image_64 = run.finals["base"] if step.stage == "base" and step.is_last else gr.skip()
             yield fresh((display(step.x_t), display(step.x0_pred), image_64, gr.skip(), gr.skip(), status, req.seed))

@@ -194,6 +194,7 @@ def test_scores_over_single_image_concepts_leave_out_the_variants(tmp_path, text
 # ---------------------------------------------------------------- the command
 
 
+@pytest.mark.slow
 def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys):
     folder = tmp_path / "shapes"
     folder.mkdir()

@@ -18,18 +18,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..files import atomic_write_text
+
 KEEP = 2  # complete checkpoints kept; older ones are deleted after a successful save
 LISTINGS = 20  # times load_latest lists the folder again when a live run prunes what it reads
 FILES = ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "state.json")  # a complete checkpoint
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,7 +78,7 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema_state:
         _discard(final)
     tmp.rename(final)
     _fsync_dir(root)
-    atomic_write_text(root / "latest", final.name + "\n")
+    atomic_write_text(root / "latest", final.name + "\n", durable=True)
     for old in sorted(root.glob("step-*"))[:-KEEP]:
         _discard(old)
     return final

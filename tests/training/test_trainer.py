@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagen.checkpointing import complete_checkpoints, load_checkpoint, load_latest
 from imagen.device import fast_bfloat16
 from imagen.pipeline import ImagenPipeline
-from imagen.train import Trainer, main
-from imagen.train_config import TrainConfig
+from imagen.train import main
+from imagen.training.checkpointing import complete_checkpoints, load_checkpoint, load_latest
+from imagen.training.config import TrainConfig
+from imagen.training.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_args(run, data, cache, **extra):
@@ -45,6 +46,7 @@ def wait_for(predicate, timeout=120):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_one_batch(tmp_path, shapes_folder):
     run = tmp_path / "run"
     assert main(tiny_args(run, shapes_folder, tmp_path / "cache", batch_size=8, steps=120, lr=3e-3,
@@ -55,6 +57,7 @@ def test_tiny_model_overfits_one_batch(tmp_path, shapes_folder):
     assert (run / "samples" / "step-0000120.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shift", [1.0, 2.0])
 def test_interrupted_run_resumes_at_the_right_step_with_the_same_losses(tmp_path, shapes_folder, shift):
     cache = tmp_path / "cache"
@@ -75,6 +78,7 @@ def test_interrupted_run_resumes_at_the_right_step_with_the_same_losses(tmp_path
         assert resumed[step] == pytest.approx(reference[step], rel=1e-5), step
 
 
+@pytest.mark.slow
 def test_a_resumed_run_logs_each_step_once(tmp_path, shapes_folder):
     run = tmp_path / "run"
     assert main(tiny_args(run, shapes_folder, tmp_path / "cache", steps=4, save_every=4)) == 0
@@ -89,6 +93,7 @@ def test_a_resumed_run_logs_each_step_once(tmp_path, shapes_folder):
     assert all(r["loss"] > 0 for r in records)  # steps 5 and 6 as the resumed run took them
 
 
+@pytest.mark.slow
 def test_a_process_killed_while_saving_never_leaves_a_checkpoint_that_fails_to_load(tmp_path, shapes_folder):
     run, rng = tmp_path / "run", random.Random(0)
     args = tiny_args(run, shapes_folder, tmp_path / "cache", steps=100000, save_every=1, log_every=1000)
@@ -108,7 +113,7 @@ def test_a_process_killed_while_saving_never_leaves_a_checkpoint_that_fails_to_l
 def test_a_run_that_is_still_saving_can_be_read_at_any_moment(tmp_path, monkeypatch):
     # Export (and the kill test above) read the newest checkpoint of a live run, which prunes all
     # but the newest KEEP after each save: the folder being read can vanish under the reader.
-    import imagen.checkpointing as ck
+    import imagen.training.checkpointing as ck
     model = torch.nn.Linear(8, 8)
     optimizer = torch.optim.AdamW(model.parameters())
     model(torch.randn(2, 8)).sum().backward()
@@ -131,6 +136,7 @@ def test_a_run_that_is_still_saving_can_be_read_at_any_moment(tmp_path, monkeypa
     assert reads[0] == "step-0000002"  # it had listed a checkpoint that then vanished
 
 
+@pytest.mark.slow
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, shapes_folder, monkeypatch):
     cfg = TrainConfig(**{**vars(TrainConfig()), "run": str(tmp_path / "run"), "data": str(shapes_folder),
                          "cache_dir": str(tmp_path / "cache"), "preset": "tiny", "batch_size": 4, "steps": 2,
@@ -139,7 +145,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, shapes_folder, mo
     # mixed_precision "auto": bf16 only on a CPU with bf16 kernels (an AVX2-only one emulates it, slowly)
     assert trainer.acc.mixed_precision == ("bf16" if fast_bfloat16(torch.device("cpu")) else "no")
     trainer.train()
-    import imagen.checkpointing as ck
+    import imagen.training.checkpointing as ck
     real = ck.save_file
     calls = []
 
@@ -157,6 +163,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, shapes_folder, mo
     assert [p.name for p in complete_checkpoints(cfg_run)] == ["step-0000002", "step-0000001"]
 
 
+@pytest.mark.slow
 def test_export_writes_a_pipeline_that_loads_and_samples(tmp_path, shapes_folder, text_encoder):
     from imagen.export import main as export_main
     cache = tmp_path / "cache"
@@ -197,6 +204,7 @@ def test_bad_training_input_is_a_clear_error(tmp_path, shapes_folder, capsys):
     assert "fewer than one batch" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc"), reason="needs /proc")
 def test_training_config_file_stands_in_for_flags(tmp_path, shapes_folder):
     config = tmp_path / "train.json"
@@ -211,7 +219,7 @@ def test_balanced_batches_draw_every_concept_about_as_often_and_repeat_exactly()
     import torch
 
     from imagen.data.balance import concept_key, concept_weights
-    from imagen.train import Batches
+    from imagen.training.trainer import Batches
     captions = ["waving hand, twemoji style"] + [f"waving hand, {tone} skin tone, twemoji style" for tone in
                                                   ("light", "medium-light", "medium", "medium-dark", "dark")]
     captions += ["red apple, twemoji style", "red apple, openmoji style"]
@@ -233,9 +241,9 @@ def test_balanced_batches_draw_every_concept_about_as_often_and_repeat_exactly()
 
 def test_a_run_can_start_from_a_shipped_checkpoint_and_trains_with_min_snr(tmp_path, shapes_folder, text_encoder):
     import torch
-    from conftest import make_tiny_pipeline
 
     from imagen.unets import build_unet
+    from tests.tiny import make_tiny_pipeline
     checkpoint = tmp_path / "start"
     make_tiny_pipeline(text_encoder, seed=3).save_pretrained(checkpoint)
     start_weights = ImagenPipeline.from_pretrained(checkpoint, device="cpu", text_encoder=text_encoder).base_unet
@@ -256,6 +264,7 @@ def test_a_run_can_start_from_a_shipped_checkpoint_and_trains_with_min_snr(tmp_p
         Trainer(TrainConfig(**bad).validate(), resume=False)
 
 
+@pytest.mark.slow
 def test_a_time_budget_fixes_the_run_length_from_its_measured_speed(tmp_path, shapes_folder):
     run = tmp_path / "run"
     assert main(tiny_args(run, shapes_folder, tmp_path / "cache", steps=100_000, time_budget_s=25)) == 0

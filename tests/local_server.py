@@ -58,6 +58,6 @@ def start_app(checkpoint: Path, workdir: Path, **env: str) -> LocalApp:
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
            "GRADIO_TEMP_DIR": str(workdir / "gradio"), "PYTHONUNBUFFERED": "1", **env}
     log = workdir / "server.log"
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT)
+    with log.open("w") as out:  # the child holds its own copy of the file; ours closes here
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     return LocalApp(proc, f"http://127.0.0.1:{port}/", log)

@@ -9,7 +9,7 @@ import gradio as gr
 
 from imagen.samplers import SAMPLERS
 from imagen.web.handlers import ATTENTION_COST, GUIDANCE_COST, SWEEP_SCALES, ImagenDemo, guidance_info
-from imagen.web.inputs import MAX_SEED
+from imagen.web.inputs import MAX_SEED, CheckedBlocks
 from imagen.web.live_view import CSS as LIVE_CSS
 from imagen.web.live_view import live_html
 from imagen.web.serving import checkpoint_path, page_status
@@ -39,7 +39,7 @@ DEFAULTS, LIMITS = backend.defaults, backend.limits
 
 # Only the guidance sweep and the /generate API write images to Gradio's cache (the page's own
 # frames are inline): sweep out those older than an hour, hourly.
-with gr.Blocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
+with CheckedBlocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
     gr.Markdown(
         "# Imagen, step by step\n"
         "A small [Imagen](https://arxiv.org/abs/2205.11487): a frozen text encoder reads your caption, a diffusion "

@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from .config import DEFAULT_CHECKPOINT
 from .data import load_dataset
 from .images import from_uint8, grid, heat_overlay, to_pil
 from .instruments import word_maps, words
 from .pipeline import ImagenPipeline
-from .samplers import SAMPLERS
+from .samplers import SAMPLERS, evenly_spaced
 
 SAMPLE_PROMPTS = [
     "red apple, twemoji style", "grinning face, openmoji style", "cat face, twemoji style",
@@ -55,8 +56,7 @@ def cascade_figure(pipe: ImagenPipeline, prompt: str, seed: int = 0, frames: int
         stage_steps = [s for s in steps if s.stage == stage]
         if not stage_steps:
             continue
-        picks = sorted({round(i * (len(stage_steps) - 1) / (frames - 1)) for i in range(frames)})
-        for i in picks:
+        for i in evenly_spaced(len(stage_steps), frames):
             s = stage_steps[i]
             columns.append((to_pil(s.x_t)[0], to_pil(s.x0_pred)[0]))
             size = 64 if stage == "base" else 256
@@ -111,14 +111,10 @@ def labelled_rows(rows: list[tuple[str, list[Image.Image]]], column_labels: list
     return sheet
 
 
-def _picks(n: int, frames: int) -> list[int]:
-    return sorted({round(i * (n - 1) / (frames - 1)) for i in range(frames)})
-
-
 def attention_figure(pipe: ImagenPipeline, prompt: str, seed: int = 0, frames: int = 5) -> Image.Image:
     """The predicted x0 at a few base steps, and under it each word's cross-attention map over it."""
     steps = [s for s in pipe.generate(prompt, seed=seed, sr=False, attention=True)]
-    picks = [steps[i] for i in _picks(len(steps), frames)]
+    picks = [steps[i] for i in evenly_spaced(len(steps), frames)]
     spans = words(pipe.text_encoder, prompt)
     maps = [word_maps(s.attention[0], spans) for s in picks]
     rows = [("predicted x0", [to_pil(s.x0_pred)[0] for s in picks])]
@@ -133,7 +129,7 @@ def guidance_figure(pipe: ImagenPipeline, prompt: str, seed: int = 0, frames: in
     w (cond - uncond) (grey: none, contrast stretched), and the guided x0 the sampler used."""
     settings = pipe.defaults
     steps = list(pipe.generate(prompt, seed=seed, sr=False, guidance_parts=True))
-    picks = [steps[i] for i in _picks(len(steps), frames)]
+    picks = [steps[i] for i in evenly_spaced(len(steps), frames)]
     pushes = [settings.guidance_at(s.timestep) * (s.x0_cond - s.x0_uncond) for s in picks]
     interval = f"w = {settings.guidance_scale:g} at t >= {settings.guidance_min_t}, 1 below; " \
         if settings.guidance_min_t else ""
@@ -153,9 +149,10 @@ def samplers_figure(pipe: ImagenPipeline, prompt: str, seed: int = 0, frames: in
         start = time.perf_counter()
         steps = list(pipe.generate(prompt, seed=seed, sr=False, sampler=name))
         seconds = time.perf_counter() - start
-        rows.append((f"{name} ({seconds:.2f} s)", [to_pil(steps[i].x0_pred)[0] for i in _picks(len(steps), frames)]))
+        shown = [to_pil(steps[i].x0_pred)[0] for i in evenly_spaced(len(steps), frames)]
+        rows.append((f"{name} ({seconds:.2f} s)", shown))
     n = pipe.defaults.steps
-    return labelled_rows(rows, [f"step {i + 1}/{n}" for i in _picks(n, frames)],
+    return labelled_rows(rows, [f"step {i + 1}/{n}" for i in evenly_spaced(n, frames)],
                          f'Three samplers, one seed, {n} steps each: predicted x0 of "{prompt}"')
 
 
@@ -189,7 +186,7 @@ def styles_figure(pipe: ImagenPipeline, names: list[str], seed: int = 0) -> Imag
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m imagen.figures", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/emoji"))
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--out", type=Path, default=Path("assets"))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

@@ -139,8 +139,9 @@ class ImagenPipeline:
         return [p.strip() for p in prompts]
 
     def truncated(self, prompts: list[str]) -> list[bool]:
-        """Which prompts exceed the text encoder's token limit (their tail is ignored)."""
-        return self.text_encoder.encode(prompts).truncated
+        """Which prompts exceed the text encoder's token limit (their tail is ignored). Tokenised only:
+        the prompt is encoded once, when it is drawn."""
+        return self.text_encoder.too_long(prompts)
 
     def num_timesteps(self, stage: str) -> int:
         """T, the number of diffusion steps `stage` was trained with."""

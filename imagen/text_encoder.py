@@ -112,13 +112,11 @@ class TextEncoder:
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
         tokens = self.tokenizer(prompts, padding="max_length", truncation=True,
                                 max_length=self.max_length, return_tensors="pt")
-        # Count the untruncated length to tell the caller what was cut.
-        lengths = [len(ids) for ids in self.tokenizer(prompts, truncation=False)["input_ids"]]
         mask = tokens["attention_mask"].to(self.device)
         hidden = self.model(input_ids=tokens["input_ids"].to(self.device),
                             attention_mask=mask).last_hidden_state  # (B, L, D)
         hidden = hidden.float() * mask[..., None]
-        return hidden, mask.bool(), [n > self.max_length for n in lengths]
+        return hidden, mask.bool(), self.too_long(prompts)  # to tell the caller what was cut
 
     def encode(self, prompts: list[str], use_cache: bool = True) -> TextEncoding:
         """Encode captions. Recent prompts come from the cache; a whole dataset should pass
@@ -150,6 +148,10 @@ class TextEncoder:
         self._cache[prompt] = entry
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+
+    def too_long(self, prompts: list[str]) -> list[bool]:
+        """Which prompts exceed max_length tokens, from the tokenizer alone (nothing is encoded)."""
+        return [len(ids) > self.max_length for ids in self.tokenizer(prompts, truncation=False)["input_ids"]]
 
     def encode_empty(self, batch_size: int = 1) -> TextEncoding:
         """The empty caption: the unconditional input of classifier-free guidance."""

@@ -72,7 +72,7 @@ def server(tmp_path_factory, text_encoder) -> Iterator[Server]:
         pipe = make_tiny_pipeline(text_encoder)  # built while the server starts
         _wait(app)
         server = Server(app.proc, app.url, root, app.log)
-        with urllib.request.urlopen(app.url, timeout=10) as r:
+        with urllib.request.urlopen(f"{app.url}config", timeout=10) as r:  # what the browser builds the page from
             server.page_without_weights = r.read().decode()
         try:
             generate(_client(server))
@@ -144,7 +144,10 @@ def rss_mb(pid: int) -> float:
 
 
 def test_without_weights_the_page_loads_and_generate_says_so(server):
-    assert "gradio" in server.page_without_weights.lower()
+    config = json.loads(server.page_without_weights)
+    assert config["title"] == "Imagen, step by step"  # this app's page is served
+    status = next(c["props"]["value"] for c in config["components"] if c["props"].get("elem_id") == "status")
+    assert "No trained weights" in status  # and it says why Generate cannot work yet
     assert "No trained weights" in server.error_without_weights
 
 
@@ -259,6 +262,16 @@ def test_raw_json_nan_and_infinity_are_refused_by_name(server, field, value, mes
     data[field] = value
     answer = call_raw(server, '{"data": [' + ", ".join(data) + "]}")
     assert "event: error" in answer and json.dumps(message)[1:-1] in answer, answer
+
+
+def test_a_raw_call_with_too_few_arguments_is_told_which_are_missing(server):
+    before = server.log.read_text()
+    answer = call_raw(server, '{"data": ["red apple", 4.0, 3]}')
+    assert "event: error" in answer and "generate takes 9 arguments" in answer, answer
+    assert "got 3: seed, randomize_seed, sr_steps, sampler, sr, sr_consistency missing" in answer
+    answer = call_raw(server, '{"data": ["red apple", 3, 0, false]}', api="sweep")
+    assert "sweep takes 5 arguments" in answer and "sampler missing" in answer, answer
+    assert "Traceback" not in server.log.read_text()[len(before):]
 
 
 def test_refusals_are_logged_without_a_traceback(server, client):

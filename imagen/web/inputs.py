@@ -5,6 +5,7 @@ It is a `gr.Error` that is not logged with a traceback: the server is fine."""
 
 from __future__ import annotations
 
+import inspect
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ import gradio as gr
 from ..config import MAX_GUIDANCE, Settings
 
 if TYPE_CHECKING:
+    from gradio.blocks import BlockFunction
+
     from ..pipeline import ImagenPipeline
 
 MAX_SEED = 2**31 - 1
@@ -109,3 +112,19 @@ def truncation_notice(pipe: ImagenPipeline, prompt: str, cut: bool) -> str:
     limit = pipe.text_encoder.max_length
     return (f"Note: your prompt is longer than the text encoder's limit of {limit} tokens, so it was truncated: "
             "the model only read its beginning. ")
+
+
+class CheckedBlocks(gr.Blocks):
+    """gr.Blocks whose API answers a call with too few arguments as it answers any bad argument: a
+    message naming what is missing, and no traceback in the log (Gradio's own check answers
+    `{"error": null}` and logs one)."""
+
+    def validate_inputs(self, block_fn: BlockFunction, inputs: list) -> None:
+        wanted = len(block_fn.inputs)
+        if len(inputs) < wanted:
+            names = list(inspect.signature(block_fn.fn).parameters)[:wanted] if block_fn.fn else []
+            missing = ", ".join(names[len(inputs):]) or f"{wanted - len(inputs)} argument(s)"
+            raise user_error(f"{block_fn.api_name or block_fn.name} takes {wanted} arguments"
+                             + (f" ({', '.join(names)})" if names else "")
+                             + f", got {len(inputs)}: {missing} missing.", title="Missing arguments")
+        super().validate_inputs(block_fn, inputs)

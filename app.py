@@ -13,7 +13,6 @@ from imagen.web.inputs import MAX_SEED, CheckedBlocks
 from imagen.web.live_view import CSS as LIVE_CSS
 from imagen.web.live_view import live_html
 from imagen.web.serving import checkpoint_path, page_status
-from imagen.web.styles import AS_TYPED
 
 QUEUE_SIZE = 32  # requests waiting beyond this are refused rather than piling up in memory
 MAX_UPLOAD = "1mb"  # the page takes no files: cap what an anonymous client can push to /upload
@@ -50,12 +49,10 @@ with CheckedBlocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as d
         with gr.Column(scale=2, min_width=380):
             prompt = gr.Textbox(label="Prompt", placeholder="red apple, twemoji style", max_lines=2,
                                 elem_id="prompt")
-            # The emoji model learned each emoji in two styles and under its bare name; a bare name blends
-            # the two styles' shapes, so a prompt that names no style gets the picked one added.
-            style_choices = [(s.removesuffix(" style"), s) for s in backend.styles] + [(AS_TYPED,) * 2]
-            style = gr.Radio(style_choices,
-                             value=backend.styles[0] if backend.styles else AS_TYPED, elem_id="style",
-                             label="Drawing style: added to a prompt that names none", visible=bool(backend.styles))
+            # The emoji model learned each emoji in two styles; the picked one is added to a prompt that names none.
+            style_choices, style_value, style_label = backend.style_control()
+            style = gr.Radio(style_choices, value=style_value, elem_id="style", label=style_label,
+                             visible=bool(backend.styles))
             generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
             guidance_scale = gr.Slider(0, LIMITS.max_guidance, value=DEFAULTS.guidance_scale, step=0.5,
                                        label="Guidance (text) scale", elem_id="guidance",

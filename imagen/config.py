@@ -114,6 +114,9 @@ class PipelineConfig:
     # The drawing styles the training captions name ("twemoji style"): the page offers them, and adds
     # one to a prompt that names none. Empty for data whose captions name no style.
     styles: tuple[str, ...] = ()
+    # The style a prompt that names none is drawn in, when the captions taught one (a model trained
+    # with --caption-variety: "penguin" means "penguin, openmoji style"); None: a bare name blends them.
+    default_style: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -135,6 +138,9 @@ class PipelineConfig:
         styles = d.get("styles") or []
         if not isinstance(styles, list) or not all(isinstance(x, str) and x.strip() for x in styles):
             raise ValueError(f"styles must be a list of style names such as \"twemoji style\", got {styles!r}")
+        default_style = d.get("default_style")
+        if default_style is not None and default_style not in styles:
+            raise ValueError(f"default_style must be one of the styles {styles}, got {default_style!r}")
         config = cls(
             text_encoder=text_encoder,
             max_length=max_length,
@@ -142,6 +148,7 @@ class PipelineConfig:
             sr=_section("sr", DiffusionConfig, d["sr"]) if d.get("sr") else None,
             defaults=_section("defaults", Settings, d.get("defaults") or {}),
             styles=tuple(styles),
+            default_style=default_style,
         )
         try:
             config.defaults.validate(config.sr.num_timesteps if config.sr else MAX_STEPS, config.base.num_timesteps)

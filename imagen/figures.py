@@ -11,7 +11,9 @@
   steps of one caption;
 - restoration.png: real images noised to a few timesteps and denoised by the base stage from
   there: where the model's shapes go wrong;
-- styles.png (a checkpoint whose captions name styles): the sample names alone and with each style.
+- styles.png (a checkpoint whose captions name styles): the sample names alone and with each style;
+- colours.png: a few concepts in every colour word, as typed and in each style; the pairs training
+  never showed (the hold-out rule) are named in the title.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from PIL import Image, ImageDraw
 
 from .config import DEFAULT_CHECKPOINT
 from .data import load_dataset
+from .data.colours import HUE_CLASSES, is_held_out
 from .images import from_uint8, grid, heat_overlay, to_pil
 from .instruments import word_maps, words
 from .pipeline import ImagenPipeline
@@ -42,6 +45,7 @@ SAMPLE_PROMPTS = [
 # Real images for the restoration figure: shapes the model does not draw from pure noise.
 RESTORATION_PROMPTS = ["red apple, twemoji style", "pizza, twemoji style", "rocket, openmoji style",
                        "banana, twemoji style", "sun, openmoji style", "ghost, twemoji style"]
+COLOUR_NAMES = ["cat face", "banana", "rocket"]
 CASCADE_PROMPT = "grinning face, openmoji style"
 INSTRUMENT_PROMPT = "red apple, twemoji style"
 TILE = 112
@@ -184,6 +188,22 @@ def styles_figure(pipe: ImagenPipeline, names: list[str], seed: int = 0) -> Imag
                          f"The same names and seeds, with and without a style (64 px, seeds from {seed})")
 
 
+def colours_figure(pipe: ImagenPipeline, names: list[str], seed: int = 0) -> Image.Image:
+    """Each name alone and in each colour word, one row per name and style (as typed, then each
+    style the checkpoint's captions name), one seed: does the colour word move the colour and keep the shape?"""
+    rows = []
+    for name in names:
+        for style in ("", *pipe.config.styles):
+            prompts = [f"{colour} {name}".strip() + (f", {style}" if style else "") for colour in ("", *HUE_CLASSES)]
+            # one call each: every tile starts from the same noise, so only the words differ
+            images = [pipe([p], seed=seed, sr=False).images_64[0] for p in prompts]
+            rows.append((f"{name}, {style.removesuffix(' style')}" if style else name, images))
+    held = "; ".join(f"{name}: {', '.join(c for c in HUE_CLASSES if is_held_out(c, name)) or 'none'}"
+                     for name in names)
+    return labelled_rows(rows, ["as named", *HUE_CLASSES],
+                         f"Colour words (64 px, seed {seed}). Never in training: {held}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m imagen.figures", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
@@ -209,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         names = [p.rsplit(", ", 1)[0] for p in SAMPLE_PROMPTS]
         styles_figure(pipe, names, args.seed).save(args.out / "styles.png", optimize=True)
     samplers_figure(pipe, INSTRUMENT_PROMPT, args.seed).save(args.out / "samplers.png", optimize=True)
+    colours_figure(pipe, COLOUR_NAMES, args.seed).save(args.out / "colours.png", optimize=True)
     print(f"wrote {args.out}/cascade.png, samples.png, sr_vs_bicubic.png, attention.png, guidance_parts.png, "
-          f"restoration.png, {'styles.png, ' if pipe.config.styles else ''}and samplers.png")
+          f"restoration.png, {'styles.png, ' if pipe.config.styles else ''}samplers.png and colours.png")
     return 0
 
 

@@ -59,3 +59,18 @@ def test_styles_figure_has_the_bare_names_and_a_row_per_style(tiny_pipeline):
     tile = np.asarray(image.resize((TILE, TILE), Image.Resampling.NEAREST))
     y = 34 + TILE + 6
     assert np.array_equal(np.asarray(figure)[y:y + TILE, 150:150 + TILE], tile)
+
+
+def test_colours_figure_has_a_row_per_name_and_style_and_a_column_per_colour(tiny_pipeline):
+    from dataclasses import replace
+
+    from imagen.figures import colours_figure
+    tiny_pipeline.config = replace(tiny_pipeline.config, styles=("openmoji style",))
+    figure = colours_figure(tiny_pipeline, ["banana", "sun"])
+    assert (figure.height - 34) // (TILE + 6) == 2 * 2  # (as typed, openmoji) per name
+    assert (figure.width - 150) // (TILE + 6) == 1 + 7  # as named, then the seven colours
+    # row 1 (banana, openmoji), column 6 ("purple"): the pipeline's own "purple banana, openmoji style"
+    image = tiny_pipeline(["purple banana, openmoji style"], seed=0, sr=False).images_64[0]
+    tile = np.asarray(image.resize((TILE, TILE), Image.Resampling.NEAREST))
+    x, y = 150 + 6 * (TILE + 6), 34 + (TILE + 6)
+    assert np.array_equal(np.asarray(figure)[y:y + TILE, x:x + TILE], tile)

@@ -218,6 +218,7 @@ def test_absent_device_is_a_clear_error(tiny_checkpoint):
     ('{"max_length": true}', "max_length must be a whole number"),
     ('{"styles": "twemoji style"}', "styles must be a list of style names"),
     ('{"styles": ["twemoji style", ""]}', "styles must be a list of style names"),
+    ('{"styles": ["twemoji style"], "default_style": "openmoji style"}', "default_style must be one of the styles"),
 ])
 def test_a_parseable_but_wrong_pipeline_json_is_one_clear_checkpoint_error(tiny_checkpoint, text, match):
     (tiny_checkpoint / "pipeline.json").write_text(text)
@@ -241,10 +242,11 @@ def test_the_pipeline_draws_more_captions_than_the_text_cache_holds(tiny_pipelin
 
 def test_the_styles_a_checkpoint_names_survive_saving_and_loading(tiny_pipeline, tmp_path):
     from dataclasses import replace
-    tiny_pipeline.config = replace(tiny_pipeline.config, styles=("openmoji style", "twemoji style"))
+    tiny_pipeline.config = replace(tiny_pipeline.config, styles=("openmoji style", "twemoji style"),
+                                   default_style="openmoji style")
     tiny_pipeline.save_pretrained(tmp_path / "styled")
-    assert ImagenPipeline.from_pretrained(tmp_path / "styled", device="cpu").config.styles == (
-        "openmoji style", "twemoji style")
+    config = ImagenPipeline.from_pretrained(tmp_path / "styled", device="cpu").config
+    assert config.styles == ("openmoji style", "twemoji style") and config.default_style == "openmoji style"
 
 
 def test_the_pipeline_never_changes_the_modules_it_is_handed(text_encoder):

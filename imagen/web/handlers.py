@@ -44,7 +44,7 @@ from .live_view import Frame, SamplerColumn, finals_html, live_html, samplers_ht
 from .pacing import FrameLimiter, FramePacer
 from .serving import SharedPipeline, read_config
 from .status import RunRecord, describe_step
-from .styles import restyle, with_style
+from .styles import AS_TYPED, restyle, with_style
 
 if TYPE_CHECKING:  # the pipeline (and diffusers) load on the first request, not with the page
     from ..pipeline import ImagenPipeline
@@ -97,7 +97,20 @@ class ImagenDemo:
         self.pipeline = SharedPipeline(path, device, dtype)
         config = read_config(Path(path))
         self.defaults, self.has_sr, self.styles = config.defaults, config.sr is not None, config.styles
+        self.default_style = config.default_style
         self.limits = Limits.around(self.defaults)
+
+    def style_control(self) -> tuple[list[tuple[str, str]], str, str]:
+        """The drawing-style radio's (label, value) choices, its first value and its label. A checkpoint
+        that learned which style a bare name means draws prompts as typed by default; one whose bare
+        names blend two styles adds its first style to a prompt that names none."""
+        choices = [(s.removesuffix(" style"), s) for s in self.styles]
+        if self.default_style:
+            shown = self.default_style.removesuffix(" style")
+            return ([(AS_TYPED, AS_TYPED), *choices], AS_TYPED,
+                    f"Drawing style: added to a prompt that names none (as typed, it is drawn in {shown} style)")
+        return [*choices, (AS_TYPED, AS_TYPED)], self.styles[0] if self.styles else AS_TYPED, \
+            "Drawing style: added to a prompt that names none"
 
     def add_style(self, prompt: object, style: object) -> object:
         """Before each run: the picked style added to a prompt that names none (`with_style`)."""

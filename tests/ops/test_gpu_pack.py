@@ -114,11 +114,15 @@ def test_a_session_trains_three_warm_starts_brings_back_four_files_and_a_second_
     with tarfile.open(out / "meta.tar.gz") as tar:
         tar.extractall(tmp_path / "meta", filter="data")
     meta = tmp_path / "meta" / "gpu-meta"
+    def config_of(name: str) -> dict:
+        return json.loads((meta / name / "config.json").read_text())
+
     for name in ("base", "base-sc", "sr"):
-        config = json.loads((meta / name / "config.json").read_text())
+        config = config_of(name)
         assert config["init_from"].endswith("checkpoints/emoji") and config["steps"] >= 1
     exported = json.loads((meta / "exports" / "plain" / "pipeline.json").read_text())
     assert exported["styles"] == ["openmoji style", "twemoji style"]  # emoji captions name styles
+    assert config_of("base")["caption_variety"] and exported["default_style"] == "openmoji style"  # bare = OpenMoji
     # put back as the session's docstring says: a copy of the shipped checkpoint with the new weights
     ck = tmp_path / "ck"
     subprocess.run(["cp", "-r", str(ROOT / "checkpoints" / "emoji"), str(ck)], check=True)

@@ -1,5 +1,6 @@
 """The handlers behind the page and its API, on a tiny checkpoint, without a server."""
 
+import json
 import re
 
 import gradio as gr
@@ -64,3 +65,16 @@ def test_a_broken_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "pipeline.json").write_text("{ not json")
     with pytest.raises(gr.Error, match="could not be loaded"):
         next(ImagenDemo(tmp_path).generate("red apple", 4.0, 3, 0, False, 2, "dpm++", True))
+
+
+def test_the_style_control_draws_as_typed_where_the_checkpoint_knows_what_a_bare_name_means(tiny_checkpoint):
+    config = json.loads((tiny_checkpoint / "pipeline.json").read_text())
+    config["styles"] = ["openmoji style", "twemoji style"]
+    (tiny_checkpoint / "pipeline.json").write_text(json.dumps(config))
+    choices, value, label = ImagenDemo(tiny_checkpoint).style_control()
+    assert value == "openmoji style" and choices[-1] == ("as typed", "as typed")  # bare names blend: add one
+    config["default_style"] = "openmoji style"
+    (tiny_checkpoint / "pipeline.json").write_text(json.dumps(config))
+    choices, value, label = ImagenDemo(tiny_checkpoint).style_control()
+    assert value == "as typed" and [v for _, v in choices] == ["as typed", "openmoji style", "twemoji style"]
+    assert "drawn in openmoji style" in label

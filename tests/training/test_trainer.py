@@ -273,3 +273,11 @@ def test_a_time_budget_fixes_the_run_length_from_its_measured_speed(tmp_path, sh
     assert 50 < stored["steps"] < 100_000
     assert max(losses(run)) == stored["steps"]
     assert load_latest(run)[1]["state"]["step"] == stored["steps"]
+
+
+def test_caption_variety_is_for_the_emoji_data_and_recolour_is_a_share():
+    with pytest.raises(ValueError, match="needs --data emoji"):
+        TrainConfig(data="my-folder", caption_variety=True).validate()
+    with pytest.raises(ValueError, match="recolour must be in"):
+        TrainConfig(caption_variety=True, recolour=1.5).validate()
+    assert TrainConfig(caption_variety=True).validate().recolour == 0.5

@@ -165,9 +165,11 @@ class Trainer:
         if cfg.caption_variety:  # captions drawn and encoded every step; the encoder works beside the U-Net
             self.encoder.to(self.acc.device)
             self.variety = CaptionVariety(ds.captions, ds.images_64, emoji_aliases(), DEFAULT_STYLE, cfg.recolour)
-            self.empty = self.encoder.encode([""], use_cache=False)
+            empty = self.encoder.encode([""], use_cache=False)
+            self.empty_text = empty.text_embeds[0].cpu(), empty.text_mask[0].cpu()
         else:
             self.captions: CaptionEmbeddings = cached_text_embeddings(ds, self.encoder)
+            self.empty_text = self.captions.empty_embeds.float(), self.captions.empty_mask
         self.images_64 = torch.from_numpy(np.array(ds.images_64))
         self.images_256 = torch.from_numpy(np.array(ds.images_256)) if cfg.stage == "sr" else None
         self.preview_index = [i * len(ds) // 8 for i in range(8)]
@@ -182,21 +184,26 @@ class Trainer:
         self.alpha_bar = self.alpha_bar_cpu.to(self.acc.device)
 
         torch.manual_seed(cfg.seed)  # the initial weights
-        self.unet = build_unet(cfg.stage, cfg.preset, self.encoder.dim, cfg.self_condition)
-        if cfg.init_from and not resume:
-            load_stage_weights(self.unet, Path(cfg.init_from), cfg.stage)
-        self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
-                                           weight_decay=cfg.weight_decay)
-        self.ema = EMA(self.unet, cfg.ema_decay)
+        self.model, self.optimizer, self.ema = self.build(resume)
         self.step = 0
         if resume:
             self._resume()
-        (self.run / "unet_config.json").write_text(json.dumps(dict(self.unet.config), indent=2, default=list))
-        self.unet, self.optimizer = self.acc.prepare(self.unet, self.optimizer)
+        self.model, self.optimizer = self.acc.prepare(self.model, self.optimizer)
         self.ema.model.to(self.acc.device)
         if self.acc.is_main_process and cfg.log_with != "none":
             self.acc.init_trackers(self.run.name, config={k: str(v) for k, v in vars(cfg).items()})
         self.stop_requested = False
+
+    def build(self, resume: bool) -> tuple[torch.nn.Module, torch.optim.Optimizer, EMA]:
+        """The trained model (a U-Net), its optimizer and the EMA of its weights; its config is written
+        beside the run's as unet_config.json, which export reads."""
+        cfg = self.cfg
+        unet = build_unet(cfg.stage, cfg.preset, self.encoder.dim, cfg.self_condition)
+        if cfg.init_from and not resume:
+            load_stage_weights(unet, Path(cfg.init_from), cfg.stage)
+        optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+        (self.run / "unet_config.json").write_text(json.dumps(dict(unet.config), indent=2, default=list))
+        return unet, optimizer, EMA(unet, cfg.ema_decay)
 
     def _prepare_run_dir(self, resume: bool) -> None:
         has_checkpoint = (self.run / "checkpoints").is_dir() and any((self.run / "checkpoints").glob("step-*"))
@@ -214,13 +221,26 @@ class Trainer:
         if found is None:
             return
         path, ckpt = found
-        self.unet.load_state_dict(ckpt["model"])
+        self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.ema.load_state_dict(ckpt["ema"], ckpt["state"]["ema_updates"])
         self.step = ckpt["state"]["step"]
         print(f"resumed {self.run} at step {self.step} from {path.name}")
 
     # ------------------------------------------------------------------ one micro-batch
+
+    def captioned(self, idx: torch.Tensor, g: torch.Generator, images: torch.Tensor,
+                  low_res: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor,
+                                                                torch.Tensor]:
+        """The batch's images (and the SR stage's low-res inputs), some recoloured with --caption-variety,
+        and one caption each: text_embeds (B, L, D) and text_mask (B, L) on the CPU. A random variant
+        of the dataset's captions, or with --caption-variety a caption drawn and encoded now."""
+        if self.variety is None:
+            rows = self.captions.rows(idx, g)
+            return images, low_res, self.captions.text_embeds[rows].float(), self.captions.text_mask[rows]
+        captions, images, low_res = self.variety.draw(idx, images, g, low_res)
+        text = self.encoder.encode(captions, use_cache=False)
+        return images, low_res, text.text_embeds.cpu(), text.text_mask.cpu()
 
     def loss(self, m: int) -> torch.Tensor:
         """The diffusion loss of micro-batch m (Imagen's: MSE on v or eps at a random t)."""
@@ -233,17 +253,9 @@ class Trainer:
         is_base = cfg.stage == "base"
         full = None if is_base else from_uint8(self.images_256[idx])  # (B, 3, 256, 256)
         low = from_uint8(self.images_64[idx])  # (B, 3, 64, 64)
-        if self.variety is None:
-            rows = self.captions.rows(idx, g)
-            embeds = self.captions.text_embeds[rows].float()
-            mask = self.captions.text_mask[rows]
-            empty_embeds, empty_mask = self.captions.empty_embeds.float(), self.captions.empty_mask
-        else:
-            captions, drawn, drawn_low = self.variety.draw(idx, low if is_base else full, g, None if is_base else low)
-            low, full = (drawn, None) if is_base else (drawn_low, drawn)
-            text = self.encoder.encode(captions, use_cache=False)
-            embeds, mask = text.text_embeds.cpu(), text.text_mask.cpu()
-            empty_embeds, empty_mask = self.empty.text_embeds[0].cpu(), self.empty.text_mask[0].cpu()
+        drawn, low_res, embeds, mask = self.captioned(idx, g, low if is_base else full, None if is_base else low)
+        low, full = (drawn, None) if is_base else (low_res, drawn)
+        empty_embeds, empty_mask = self.empty_text
         drop = torch.rand(b, generator=g) < cfg.caption_dropout
         embeds[drop] = empty_embeds
         mask[drop] = empty_mask
@@ -271,10 +283,10 @@ class Trainer:
         x_in = x_t if cond is None else torch.cat([x_t, cond.to(device)], dim=1)
         if cfg.self_condition:  # its draw comes after the others, which match a run without it
             def estimate_x0(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-                out = unet_forward(self.unet, x, t[r], embeds[r], mask[r]).float()
+                out = unet_forward(self.model, x, t[r], embeds[r], mask[r]).float()
                 return predict_x0(x_t[r], t[r], out, self.alpha_bar, cfg.prediction_type).clamp(-1, 1)
             x_in = training_input(x_t, estimate_x0, g)
-        out = unet_forward(self.unet, x_in, t, embeds, mask,
+        out = unet_forward(self.model, x_in, t, embeds, mask,
                            None if class_labels is None else class_labels.to(device))
         return training_loss(out, x0, t, eps, self.alpha_bar, cfg.prediction_type, cfg.loss_weighting,
                              cfg.min_snr_gamma)
@@ -296,21 +308,10 @@ class Trainer:
         # the run's length. With --warmup-steps 50 or more, no learning rate so far depended on --steps.
         probe = (self.step + 10, self.step + 50) if cfg.time_budget_s > 0 else None
         t_probe = start
-        self.unet.train()
+        self.model.train()
         while self.step < cfg.steps and not self.stop_requested:
             lr = lr_at(self.step, cfg)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            for k in range(cfg.grad_accum):
-                with self.acc.accumulate(self.unet):
-                    loss = self.loss(self.step * cfg.grad_accum + k)
-                    self.acc.backward(loss)
-                    if self.acc.sync_gradients and cfg.grad_clip > 0:
-                        self.acc.clip_grad_norm_(self.unet.parameters(), cfg.grad_clip)
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                losses.append(self.acc.gather(loss.detach()[None]).mean().item())
-            self.ema.update(self.acc.unwrap_model(self.unet))
+            losses += self.optimise(lr)
             self.step += 1
             samples_since += cfg.batch_size * cfg.grad_accum * self.acc.num_processes
             bar.update(1)
@@ -345,6 +346,24 @@ class Trainer:
             log.close()
         self.acc.end_training()
 
+    def optimise(self, lr: float) -> list[float]:
+        """One optimizer step at learning rate `lr` (its micro-batches accumulated), then the EMA;
+        returns the micro-batches' losses, for the log."""
+        cfg, losses = self.cfg, []
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        for k in range(cfg.grad_accum):
+            with self.acc.accumulate(self.model):
+                loss = self.loss(self.step * cfg.grad_accum + k)
+                self.acc.backward(loss)
+                if self.acc.sync_gradients and cfg.grad_clip > 0:
+                    self.acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            losses.append(self.acc.gather(loss.detach()[None]).mean().item())
+        self.ema.update(self.acc.unwrap_model(self.model))
+        return losses
+
     def fix_steps(self, steps_per_s: float) -> None:
         """Set cfg.steps to what `steps_per_s` fits in the rest of --time-budget-s (less 5% for the
         checkpoints and sample grids), and record it in config.json so a resumed run keeps it."""
@@ -360,7 +379,7 @@ class Trainer:
     def save(self) -> None:
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
-            save_checkpoint(self.run, self.step, self.acc.unwrap_model(self.unet), self.ema.state_dict(),
+            save_checkpoint(self.run, self.step, self.acc.unwrap_model(self.model), self.ema.state_dict(),
                             self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer,
                             {"ema_updates": self.ema.updates, "stage": self.cfg.stage})
 

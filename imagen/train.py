@@ -13,13 +13,14 @@ from __future__ import annotations
 import sys
 
 from .training.config import config_from_args
+from .training.gan_trainer import GanTrainer
 from .training.trainer import Trainer
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         cfg, resume = config_from_args(argv)
-        trainer = Trainer(cfg, resume)
+        trainer = (GanTrainer if cfg.stage == "gan" else Trainer)(cfg, resume)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,14 +19,14 @@ def rotated(text_embeds: torch.Tensor, text_mask: torch.Tensor) -> tuple[torch.T
 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, mismatched: torch.Tensor | None = None,
-                       mismatch_valid: torch.Tensor | None = None) -> torch.Tensor:
+                       mismatch_valid: torch.Tensor | None = None, mismatch_weight: float = 1.0) -> torch.Tensor:
     """Scores (B,) of real drawings with their captions, of generated ones, and optionally of real
     drawings with rotated captions (the matching-aware term, over the rows where the caption differs)."""
     loss = F.softplus(-real).mean() + F.softplus(fake).mean()
     if mismatched is not None:
         valid = mismatch_valid if mismatch_valid is not None else torch.ones_like(mismatched, dtype=torch.bool)
         if valid.any():
-            loss = loss + F.softplus(mismatched[valid]).mean()
+            loss = loss + mismatch_weight * F.softplus(mismatched[valid]).mean()
     return loss
 
 

@@ -25,10 +25,12 @@ def _opt(default: object, help: str) -> object:
 
 @dataclass
 class TrainConfig:
-    stage: str = _opt("base", "base (64 px, text -> image) or sr (64 -> 256 px)")
+    stage: str = _opt("base", "base (64 px, text -> image), sr (64 -> 256 px), or gan (the GAN beside diffusion, "
+                              "64 px in one forward pass)")
     data: str = _opt("emoji", "emoji, a folder of captioned images, or hf:NAME[@split]")
     run: str = _opt("runs/base", "the run folder: config, log, sample grids, checkpoints")
-    preset: str = _opt("cpu", "U-Net size: tiny, cpu, cpu-deep or cpu-large (base only), or gpu")
+    preset: str = _opt("cpu", "U-Net size: tiny, cpu, cpu-deep or cpu-large (base only), or gpu; for the gan "
+                              "stage its generator: tiny or cpu")
     text_encoder: str = _opt(DEFAULT_TEXT_ENCODER, "frozen text encoder: the packaged default, or a T5 path/hub id")
     max_length: int = _opt(DEFAULT_MAX_LENGTH, "text tokens per caption")
     schedule: str = _opt("cosine", "noise schedule: cosine or linear")
@@ -63,6 +65,14 @@ class TrainConfig:
     init_from: str | None = _opt(None, "start from the weights of this stage in a pipeline checkpoint "
                                        "folder (e.g. checkpoints/emoji), not from random ones")
     ema_decay: float = _opt(0.9995, "decay of the weights' moving average, which is sampled and exported")
+    gan_text: str = _opt("words", "gan: what of the caption the generator sees: none (unconditional), pooled "
+                                  "(the sentence) or words (the sentence and cross-attention to each word)")
+    gan_kernels: int = _opt(4, "gan: size of the generator's kernel bank (1: no sample-adaptive kernels)")
+    matching_weight: float = _opt(1.0, "gan: weight of the matching-aware loss (real drawings with another "
+                                       "sample's caption count as fake); 0 turns it off")
+    contrastive_weight: float = _opt(0.0, "gan: weight of a contrastive loss on the generator from an "
+                                          "image-text model trained on the data (not the evaluation's judge)")
+    r1_gamma: float = _opt(0.5, "gan: weight of the R1 penalty on real drawings")
     crop_size: int = _opt(64, "SR: side of the random crops of the 256 px targets")
     sr_max_noise_level: int = _opt(350, "SR: augmentation levels are drawn from [0, this]")
     mixed_precision: str = _opt("auto", "auto (bf16 where it is fast: a bf16 GPU or a CPU with bf16 "
@@ -78,7 +88,12 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         checks = [
-            (self.stage in ("base", "sr"), f"stage must be base or sr, got {self.stage!r}"),
+            (self.stage in ("base", "sr", "gan"), f"stage must be base, sr or gan, got {self.stage!r}"),
+            (self.gan_text in ("none", "pooled", "words"),
+             f"gan_text must be none, pooled or words, got {self.gan_text!r}"),
+            (self.gan_kernels >= 1, "gan_kernels must be at least 1"),
+            (min(self.matching_weight, self.contrastive_weight, self.r1_gamma) >= 0,
+             "matching_weight, contrastive_weight and r1_gamma must be 0 or more"),
             (self.steps >= 1, "steps must be at least 1"),
             (self.time_budget_s >= 0, "time_budget_s must be 0 (off) or positive"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be at least 1"),

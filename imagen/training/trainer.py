@@ -153,6 +153,8 @@ class Trainer:
             cuda = torch.cuda.is_available()
             device = torch.device("cuda" if cuda else "cpu")
             precision = "bf16" if fast_bfloat16(device) else "fp16" if cuda else "no"
+            if cfg.stage == "gan":  # GANs are known to diverge in reduced precision: float32, with clipping
+                precision = "no"
         self.acc = Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum,
                                log_with=None if cfg.log_with == "none" else cfg.log_with,
                                project_dir=str(self.run))
@@ -184,6 +186,7 @@ class Trainer:
         self.alpha_bar = self.alpha_bar_cpu.to(self.acc.device)
 
         torch.manual_seed(cfg.seed)  # the initial weights
+        self.log_extra: dict[str, float] = {}  # more figures for log.jsonl, set by a model's optimise()
         self.model, self.optimizer, self.ema = self.build(resume)
         self.step = 0
         if resume:
@@ -325,7 +328,8 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 now = time.perf_counter()
                 record = {"step": self.step, "loss": sum(losses) / len(losses), "lr": lr,
-                          "samples_per_s": samples_since / (now - t_last), "elapsed_s": now - start}
+                          "samples_per_s": samples_since / (now - t_last), "elapsed_s": now - start,
+                          **self.log_extra}
                 bar.set_postfix(loss=f"{record['loss']:.4f}", samples_s=f"{record['samples_per_s']:.1f}")
                 if log is not None:
                     log.write(json.dumps(record) + "\n")

@@ -7,6 +7,11 @@ takes its base stage from a pipeline checkpoint (`--base-from checkpoints/emoji`
 stage can be tried beside the shipped base. The newest
 complete checkpoint of each run is used (or --step N). Weights are written as fp16 safetensors
 by default (a release: half the size; the pipeline upcasts them when it loads).
+
+A GAN run (`--stage gan`) is exported alone, into an existing pipeline checkpoint with the same
+text encoder, as its gan/ folder (imagen/gan/sampler.py):
+
+    python -m imagen.export --run runs/gan --out checkpoints/emoji
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ from .training.checkpointing import complete_checkpoints, load_checkpoint, load_
 from .training.config import TrainConfig
 
 
-def load_run(run: Path, step: int | None = None) -> tuple[TrainConfig, UNet2DConditionModel, int]:
-    """A run's config and its EMA U-Net at the newest (or the given) checkpoint."""
-    if not (run / "config.json").is_file() or not (run / "unet_config.json").is_file():
-        raise ValueError(f"{run} is not a training run (config.json or unet_config.json is missing)")
-    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+def run_config(run: Path) -> TrainConfig:
+    if not (run / "config.json").is_file():
+        raise ValueError(f"{run} is not a training run (config.json is missing)")
+    return TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+
+
+def run_checkpoint(run: Path, step: int | None = None) -> dict:
+    """The newest (or the given step's) complete checkpoint of a run."""
     if step is None:
         latest = load_latest(run)  # a run still training may prune what it lists; load_latest looks again
         if latest is None:
@@ -40,9 +48,37 @@ def load_run(run: Path, step: int | None = None) -> tuple[TrainConfig, UNet2DCon
         if not found:
             raise ValueError(f"{run} has no checkpoint at step {step}")
         ckpt = load_checkpoint(found[0])
+    return ckpt
+
+
+def load_run(run: Path, step: int | None = None) -> tuple[TrainConfig, UNet2DConditionModel, int]:
+    """A diffusion run's config and its EMA U-Net at the newest (or the given) checkpoint."""
+    cfg = run_config(run)
+    if not (run / "unet_config.json").is_file():
+        raise ValueError(f"{run} is not a diffusion training run (unet_config.json is missing)")
+    ckpt = run_checkpoint(run, step)
     unet = UNet2DConditionModel.from_config(json.loads((run / "unet_config.json").read_text()))
     unet.load_state_dict(ckpt["ema"])
     return cfg, unet, ckpt["state"]["step"]
+
+
+def export_gan(run: Path, out: Path, half: bool = True, step: int | None = None) -> Path:
+    """A GAN run's EMA generator, into the pipeline checkpoint `out` as out/gan/."""
+    from .gan.generator import Generator, GeneratorConfig
+    from .gan.sampler import save_gan
+    cfg = run_config(run)
+    if not (out / "pipeline.json").is_file():
+        raise ValueError(f"{out} is not a pipeline checkpoint: a GAN is exported beside the diffusion stages, "
+                         "into a checkpoint with the same text encoder (e.g. --out checkpoints/emoji)")
+    pipeline = PipelineConfig.load(out / "pipeline.json")
+    if (pipeline.text_encoder, pipeline.max_length) != (cfg.text_encoder, cfg.max_length):
+        raise ValueError(f"{out} reads text with {pipeline.text_encoder!r} ({pipeline.max_length} tokens), the GAN "
+                         f"with {cfg.text_encoder!r} ({cfg.max_length}): they cannot share one checkpoint")
+    generator = Generator(GeneratorConfig.from_dict(json.loads((run / "gan_config.json").read_text())))
+    ckpt = run_checkpoint(run, step)
+    generator.load_state_dict(ckpt["ema"])
+    print(f"{run}: GAN generator, EMA weights at step {ckpt['state']['step']}")
+    return save_gan(generator, out, half=half)
 
 
 def export(runs: list[Path], out: Path, half: bool = True, defaults: Settings | None = None,
@@ -114,8 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         defaults = Settings(**json.loads(args.defaults.read_text())).validate() if args.defaults else None
-        export(args.run, args.out, half=not args.float32, defaults=defaults, step=args.step,
-               max_shard_mb=args.max_shard_mb, base_from=args.base_from)
+        if any(run_config(run).stage == "gan" for run in args.run):
+            if len(args.run) > 1 or args.defaults or args.base_from or args.max_shard_mb:
+                raise ValueError("a GAN run is exported alone, with --out naming the checkpoint it joins")
+            export_gan(args.run[0], args.out, half=not args.float32, step=args.step)
+        else:
+            export(args.run, args.out, half=not args.float32, defaults=defaults, step=args.step,
+                   max_shard_mb=args.max_shard_mb, base_from=args.base_from)
     except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

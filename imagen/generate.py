@@ -2,6 +2,7 @@
 
     python -m imagen.generate "red apple, twemoji style" "cat face" --out outputs/demo
     python -m imagen.generate --captions captions.txt --checkpoint checkpoints/emoji --seed 7
+    python -m imagen.generate --gan "red apple" --out outputs/gan   # the GAN beside diffusion: 64 px only
 
 Writes OUT/64/0000.png ..., OUT/256/0000.png ... and OUT/captions.txt (line i is the caption of
 image i); with --attention also OUT/attention/0000_<word>.png, where the base stage looked for each
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # torch and diffusers load only once the arguments are known 
     import torch
 
     from .config import Settings
+    from .gan.sampler import GanSampler
     from .pipeline import ImagenPipeline
     from .samplers import Step
 
@@ -53,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threshold", type=float,
                    help="dynamic-thresholding percentile of abs(x0), in (0, 1] (checkpoint default)")
     p.add_argument("--no-sr", action="store_true", help="stop at 64 px")
+    p.add_argument("--gan", action="store_true",
+                   help="draw with the checkpoint's GAN (CHECKPOINT/gan/) in one forward pass: 64 px only")
     p.add_argument("--attention", action="store_true",
                    help="also write each word's cross-attention map to OUT/attention/ (base stage)")
     p.add_argument("--batch-size", type=int, default=4, help="images denoised together (default: 4)")
@@ -113,12 +117,28 @@ def main(argv: list[str] | None = None) -> int:
             hint = (" No trained weights are installed there: train them with python -m imagen.train "
                     "and python -m imagen.export (see README)") if args.checkpoint == DEFAULT_CHECKPOINT else ""
             raise ValueError(f"checkpoint {args.checkpoint} not found.{hint}")
+        if args.gan:
+            diffusion_only = [flag for flag, value in (("--guidance-scale", args.guidance_scale),
+                                                       ("--guidance-min-t", args.guidance_min_t),
+                                                       ("--steps", args.steps), ("--sr-steps", args.sr_steps),
+                                                       ("--sampler", args.sampler), ("--threshold", args.threshold),
+                                                       ("--attention", args.attention or None)) if value is not None]
+            if diffusion_only:
+                raise ValueError(f"{', '.join(diffusion_only)} set diffusion's sampling; the GAN draws in one "
+                                 "forward pass: drop them, or drop --gan")
         check_writable(args.out)
-        from .pipeline import ImagenPipeline
-        pipe = ImagenPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
-        settings = pipe.settings(guidance_scale=args.guidance_scale, guidance_min_t=args.guidance_min_t,
-                                 steps=args.steps, sr_steps=args.sr_steps,
-                                 sampler=args.sampler, threshold=args.threshold, sr=False if args.no_sr else None)
+        if args.gan:
+            from .gan.sampler import GanSampler
+            drawing = write_gan_images(GanSampler.from_pretrained(args.checkpoint, device=args.device), prompts, args)
+            sizes = ["64"]
+        else:
+            from .pipeline import ImagenPipeline
+            pipe = ImagenPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
+            settings = pipe.settings(guidance_scale=args.guidance_scale, guidance_min_t=args.guidance_min_t,
+                                     steps=args.steps, sr_steps=args.sr_steps, sampler=args.sampler,
+                                     threshold=args.threshold, sr=False if args.no_sr else None)
+            drawing = write_images(pipe, settings, prompts, args)
+            sizes = ["64", "256"] if settings.sr else ["64"]
     except ValueError as e:  # CheckpointError is a ValueError too
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -128,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     made = 0  # images whose 64 px file is on disk, and so listed in captions.txt
     try:
-        for count in write_images(pipe, settings, prompts, args):
+        for count in drawing:
             made = count
     except KeyboardInterrupt:
         # captions.txt is the truth: the signal may land after it was written and before the count came back.
@@ -138,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
               f"Image i uses seed + i: make the rest with their captions and --seed {args.seed + made}.",
               file=sys.stderr)
         return 130
-    sizes = ["64", "256"] if settings.sr else ["64"]
     print(f"wrote {len(prompts)} image(s) to {args.out}/" + " and ".join(f"{s}/" for s in sizes)
           + f", captions in {args.out / 'captions.txt'}")
     return 0
@@ -181,6 +200,24 @@ def write_images(pipe: ImagenPipeline, settings: Settings, prompts: list[str],
                     if step.stage == "base":  # the images first, then the captions that name them
                         save_captions(args.out, prompts[:start + len(batch)])
                         yield start + len(batch)
+
+
+def write_gan_images(gan: GanSampler, prompts: list[str], args: argparse.Namespace) -> Iterator[int]:
+    """The GAN's drawings, batch by batch, saved as write_images saves the 64 px stage's: the images
+    first, then captions.txt, which lists them. Yields how many images captions.txt lists."""
+    from tqdm import tqdm
+    (args.out / "64").mkdir(parents=True, exist_ok=True)
+    save_captions(args.out, [])
+    for i, cut in enumerate(gan.text_encoder.too_long(prompts)):
+        if cut:
+            print(f"note: caption {i} is longer than {gan.text_encoder.max_length} tokens; its end is ignored",
+                  file=sys.stderr)
+    for start in tqdm(range(0, len(prompts), args.batch_size), unit="batch", desc="drawing (GAN)"):
+        batch = prompts[start:start + args.batch_size]
+        for j, image in enumerate(gan(batch, seed=args.seed + start)):
+            save_image(image, args.out / "64" / f"{start + j:04d}.png")
+        save_captions(args.out, prompts[:start + len(batch)])
+        yield start + len(batch)
 
 
 def save_attention(pipe: ImagenPipeline, prompts: list[str], start: int, last: Step, summed: torch.Tensor,

@@ -11,7 +11,7 @@ sentence, through w only) or "words" (also cross-attention to every word).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,14 @@ class GeneratorConfig:
             raise ValueError(f"text must be one of {TEXT_MODES}, got {self.text!r}")
         if self.kernels < 1:
             raise ValueError(f"kernels must be at least 1, got {self.kernels}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GeneratorConfig:
+        """From its JSON form (lists for tuples); an unknown key is an error, not ignored."""
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown generator setting(s) {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     @property
     def resolutions(self) -> list[int]:

@@ -67,3 +67,17 @@ def test_gan_settings_are_checked():
         TrainConfig(stage="gan", gan_text="sentences").validate()
     with pytest.raises(ValueError, match="gan_kernels"):
         TrainConfig(stage="gan", gan_kernels=0).validate()
+
+
+@pytest.mark.slow
+def test_a_gan_run_exports_beside_the_diffusion_stages_and_draws(tmp_path, shapes_folder, tiny_checkpoint, capsys):
+    from imagen.export import main as export_main
+    from imagen.gan.sampler import GanSampler
+    run = tmp_path / "gan"
+    assert main(gan_args(run, shapes_folder, tmp_path / "cache", steps=3)) == 0
+    assert export_main(["--run", str(run), "--out", str(tiny_checkpoint)]) == 0
+    assert (tiny_checkpoint / "base").is_dir() and (tiny_checkpoint / "gan" / "model.safetensors").is_file()
+    gan = GanSampler.from_pretrained(tiny_checkpoint, device="cpu")
+    assert gan(["a red circle on white"], seed=0)[0].size == (64, 64)
+    assert export_main(["--run", str(run), "--out", str(tmp_path / "nowhere")]) == 2
+    assert "not a pipeline checkpoint" in capsys.readouterr().err

@@ -92,6 +92,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sr-consistency", choices=("on", "off"), nargs="+",
                    help="SR low-frequency consistency to sweep, with --sr (default: the checkpoint's)")
     p.add_argument("--baselines-only", action="store_true", help="score only the real images and noise")
+    p.add_argument("--gan", action="store_true",
+                   help="also score the checkpoint's GAN (CHECKPOINT/gan/) on the same captions and seeds")
+    p.add_argument("--diversity", type=int, default=0, metavar="SEEDS",
+                   help="also draw the first 8 captions from SEEDS seeds each and report how much the drawings "
+                        "differ (mean pairwise cosine distance of the judge's features; 0: one picture per caption)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default: 0)")
     p.add_argument("--batch-size", type=int, default=16, help="images denoised together (default: 16)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -183,6 +188,22 @@ def evaluate(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder
                 grid_rows.append((base_label(s, centre), to_pil(images[show])))
                 centre_images = images if s == centre else centre_images
             results |= {"defaults": asdict(pipe.defaults), "centre": centre, "base": rows}
+            if args.gan:  # the GAN beside diffusion: the same captions and seeds, one forward pass each
+                from .gan.sampler import GanSampler
+                gan = GanSampler.from_pretrained(args.checkpoint, device=text_encoder.device, text_encoder=text_encoder)
+                images, seconds = sweep.draw_gan(gan, prompts, args.seed, args.batch_size)
+                results["gan"] = {**scorer.score(images), "seconds_per_image": round(seconds, 4)}
+                grid_rows.append(("GAN", to_pil(images[show])))
+            if args.diversity > 1:  # how much one caption's drawings differ from seed to seed
+                few = prompts[:8]
+                spread = sweep.seed_diversity(
+                    encoder, lambda p, s: sweep.generate_64(pipe, p, centre, s, args.batch_size, bar.update)[0],
+                    few, args.seed, args.diversity)
+                results["diversity"] = {"seeds": args.diversity, "captions": len(few), "diffusion": spread}
+                if args.gan:
+                    results["diversity"]["gan"] = sweep.seed_diversity(
+                        encoder, lambda p, s: sweep.draw_gan(gan, p, s, args.batch_size)[0], few, args.seed,
+                        args.diversity)
             write_figures(rows, centre, results, out)
             sample_grid(grid_rows, prompts[show]).save(out / "samples.png")
 
@@ -263,6 +284,13 @@ def format_table(results: dict) -> str:
              line("noise (floor)", results["noise"])]
     for r in results.get("base", []):
         lines.append(line(base_label(r, results["centre"]), r, f"{r['seconds_per_image']:.2f} s/image"))
+    if "gan" in results:
+        gan = results["gan"]
+        lines.append(line("GAN (one forward pass)", gan, f"{gan['seconds_per_image']:.3f} s/image"))
+    if "diversity" in results:
+        d = results["diversity"]
+        lines.append(f"diversity over {d['seeds']} seeds of {d['captions']} captions (0: one picture per caption): "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in d.items() if k not in ("seeds", "captions")))
     if "sr" in results:
         ref = results["sharpness_reference"]
         lines += ["super-resolution, scored downsampled to 64 px; sharpness = RMS gradient at 256 px: "

@@ -80,3 +80,14 @@ def sharpness(images: torch.Tensor) -> float:
     luma = 0.299 * luma[:, 0] + 0.587 * luma[:, 1] + 0.114 * luma[:, 2]  # (B, H, W)
     gx, gy = luma.diff(dim=2), luma.diff(dim=1)
     return (gx.square().mean() + gy.square().mean()).sqrt().item()
+
+
+def diversity(embeds: torch.Tensor) -> float:
+    """Mean pairwise cosine distance between the judge's features of one caption's images drawn from
+    different seeds, averaged over captions: embeds (C, S, D). 0 when every seed gives the same
+    picture (a collapsed generator), larger the more the drawings differ."""
+    e = F.normalize(embeds.float(), dim=-1)
+    sims = e @ e.transpose(1, 2)  # (C, S, S)
+    s = e.shape[1]
+    off_diagonal = sims.sum((1, 2)) - sims.diagonal(dim1=1, dim2=2).sum(-1)
+    return (1 - off_diagonal / (s * (s - 1))).mean().item()

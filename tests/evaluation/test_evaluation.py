@@ -247,3 +247,34 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys)
 def test_evaluate_cli_says_what_is_missing(tmp_path, capsys):
     assert main(["--checkpoint", str(tmp_path / "nothing"), "--data", "emoji"]) == 2
     assert "checkpoint" in capsys.readouterr().err
+
+
+def test_diversity_is_zero_for_one_picture_per_caption_and_grows_with_spread():
+    from imagen.evaluation.metrics import diversity
+    same = torch.randn(3, 1, 8).expand(3, 5, 8)
+    assert diversity(same) == pytest.approx(0, abs=1e-6)
+    spread = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(0))
+    assert diversity(spread) > 0.5  # random directions: cosine distance about 1
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_gan_beside_diffusion_with_their_diversity(tmp_path, tiny_checkpoint, monkeypatch):
+    from imagen.gan.generator import GAN_PRESETS, Generator
+    from imagen.gan.sampler import save_gan
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    with open(folder / "metadata.jsonl", "w") as f:
+        for i, (image, captions) in enumerate(shapes()):
+            image.save(folder / f"{i:02d}.png")
+            f.write(json.dumps({"file_name": f"{i:02d}.png", "text": captions[0]}) + "\n")
+    torch.manual_seed(0)
+    save_gan(Generator(GAN_PRESETS["tiny"]), tiny_checkpoint)
+    monkeypatch.setattr(image_encoder, "DEFAULT_CONFIG", ImageEncoderConfig(channels=(8, 16), epochs=2, batch_size=16))
+    out = tmp_path / "eval"
+    assert main(["--checkpoint", str(tiny_checkpoint), "--data", str(folder), "--cache-dir", str(tmp_path / "cache"),
+                 "--num-captions", "4", "--guidance", "3", "--gan", "--diversity", "3", "--batch-size", "4",
+                 "--device", "cpu", "--dtype", "float32", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {"r_precision", "r_precision_colour", "frechet_distance", "seconds_per_image"} <= results["gan"].keys()
+    d = results["diversity"]
+    assert d["seeds"] == 3 and d["captions"] == 4 and d["diffusion"] > 0 and d["gan"] >= 0

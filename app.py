@@ -101,6 +101,15 @@ with CheckedBlocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as d
         samplers_button = gr.Button("Run the three samplers", elem_id="samplers")
         samplers_view = gr.HTML("", elem_id="samplers-view", padding=False)
 
+    with gr.Accordion("GAN or diffusion? The same caption drawn both ways", open=False, elem_id="gan-panel",
+                      visible=backend.gan_panel.available):
+        gr.Markdown("The checkpoint's GAN draws in one forward pass; diffusion removes noise over its steps (64 px "
+                    "stage, the same caption and seed). Then walk the GAN's noise from this seed to the next.")
+        gan_button = gr.Button("Draw with both", elem_id="gan-compare")
+        gan_view = gr.HTML("", elem_id="gan-view", padding=False)
+        gan_t = gr.Slider(0, 1, value=0, step=0.05, label="Walk the GAN's noise: seed → seed + 1", elem_id="gan-t")
+        gan_walk = gr.HTML("", elem_id="gan-walk", padding=False)
+
     with gr.Accordion("Guidance sweep: what does the text scale do?", open=False):
         gr.Markdown("The same prompt and seed at guidance scales "
                     f"{', '.join(f'{w:g}' for w in SWEEP_SCALES)} (64 px stage only, for speed).")
@@ -137,6 +146,12 @@ with CheckedBlocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as d
         backend.compare_samplers, inputs=[prompt, guidance_scale, steps, seed, randomize_seed],
         outputs=[samplers_view, status, seed], api_name="samplers", concurrency_id="pipeline",
         show_progress="hidden", preprocess=False)
+    gan_button.click(**add_style).then(
+        backend.gan_panel.compare, inputs=[prompt, guidance_scale, steps, seed, randomize_seed],
+        outputs=[gan_view, status, seed], api_name="gan_vs_diffusion", concurrency_id="pipeline",
+        show_progress="hidden", preprocess=False)
+    gan_t.input(backend.gan_panel.walk, inputs=[prompt, seed, gan_t], outputs=gan_walk, api_name="gan_walk",
+                concurrency_id="pipeline", show_progress="hidden", preprocess=False, trigger_mode="always_last")
     sweep_button.click(**add_style).then(backend.sweep, inputs=[prompt, steps, seed, randomize_seed, sampler],
                        outputs=[sweep_grid, status, seed], api_name="sweep", concurrency_id="pipeline",
                        show_progress="minimal", preprocess=False)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
@@ -507,6 +508,33 @@ def test_on_the_shipped_weights_the_page_adds_the_picked_style_to_a_bare_name(tm
                                    "'rocket, openmoji style'", timeout=10_000)
     finally:
         app.stop()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_the_gan_panel_draws_both_ways_and_walks_the_gans_noise(tmp_path, text_encoder):
+    from imagen.gan.generator import GAN_PRESETS, Generator
+    from imagen.gan.sampler import save_gan
+    checkpoint = tmp_path / "tiny"
+    make_tiny_pipeline(text_encoder).save_pretrained(checkpoint)
+    torch.manual_seed(0)
+    save_gan(Generator(GAN_PRESETS["tiny"]), checkpoint)
+    app = start_app(checkpoint, tmp_path, OMP_NUM_THREADS="1")
+    try:
+        _wait(app)
+        with projector_page(app.url) as page:
+            page.fill("#prompt textarea", "red apple")
+            page.click("#gan-panel button")  # open the accordion
+            page.click("#gan-compare")
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('GAN:')",
+                                   timeout=60_000)
+            assert page.locator("#gan-view img").count() == 2
+            assert "one forward pass" in page.inner_text("#gan-view")
+            page.locator("#gan-t input[type=range]").fill("0.5")
+            page.wait_for_selector("#gan-walk img", timeout=30_000)
+            assert "t = 0.50" in page.inner_text("#gan-walk")
+    finally:
+        app.stop()
+    assert "Traceback" not in app.log.read_text()
 
 
 def test_a_server_on_a_broken_checkpoint_starts_and_its_page_says_why(tmp_path):

@@ -28,6 +28,7 @@ from ..images import grid
 from ..instruments import words
 from ..samplers import SAMPLERS, Step
 from .api_images import TIMELINE_STEPS, Timeline, display, fresh
+from .gan_panel import GanPanel
 from .inputs import (
     Limits,
     check_prompt,
@@ -99,6 +100,7 @@ class ImagenDemo:
         self.defaults, self.has_sr, self.styles = config.defaults, config.sr is not None, config.styles
         self.default_style = config.default_style
         self.limits = Limits.around(self.defaults)
+        self.gan_panel = GanPanel(Path(path), self.pipeline, self.limits, device)
 
     def style_control(self) -> tuple[list[tuple[str, str]], str, str]:
         """The drawing-style radio's (label, value) choices, its first value and its label. A checkpoint

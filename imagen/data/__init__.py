@@ -14,11 +14,14 @@ def default_cache_dir() -> Path:
 
 
 def load_dataset(spec: str, cache_dir: str | Path | None = None) -> PreparedDataset:
-    """"emoji" | "hf:NAME_OR_PATH" | a folder path -> the prepared dataset (built on first use)."""
+    """"emoji" | "pokemon" | "hf:NAME_OR_PATH" | a folder path -> the prepared dataset (built on first use)."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if spec == "emoji":
         from .emoji import load_emoji
         return load_emoji(cache)
+    if spec == "pokemon":
+        from .pokemon import load_pokemon
+        return load_pokemon(cache)
     if spec.startswith("hf:"):
         from .hf import load_hf
         name, _, split = spec[3:].partition("@")
@@ -26,7 +29,7 @@ def load_dataset(spec: str, cache_dir: str | Path | None = None) -> PreparedData
     from .folder import load_folder
     path = Path(spec)
     if not path.exists():
-        raise FileNotFoundError(f"dataset {spec!r} not found: use 'emoji', a folder of captioned images, "
+        raise FileNotFoundError(f"dataset {spec!r} not found: use 'emoji', 'pokemon', a folder of captioned images, "
                                 "or hf:NAME for a Hugging Face dataset")
     return load_folder(path, cache)
 

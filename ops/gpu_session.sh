@@ -5,6 +5,7 @@
 # 16 MB each, the rest in meta.tar.gz: 4 files, as the lent machine's transfer limits allow).
 #   bash .gpu-pack/session.sh TOTAL          # SMOKE=1: batches of 2, for a check on a CPU
 #   RUNS=base BASE_LR=2e-4 bash .gpu-pack/session.sh TOTAL   # one run alone, another peak rate
+#   RUNS="base gan" ...   # also the GAN beside diffusion, from scratch (gan.safetensors + its config in meta)
 #   INIT_FROM=/tmp/gpu-session/exp/plain GPU_SESSION_TMP=/tmp/gpu-session2 RUNS=base bash ...
 #       # a second call on a still-warm machine goes on from the first call's export
 # Back home, each file goes in place of a copy of checkpoints/emoji's base/ or sr/ weights; the
@@ -52,6 +53,11 @@ lr=${BASE_LR:-3e-4}
 want base && launch base --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr"
 want base-sc && launch base-sc --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" --self-condition
 want sr && launch sr --config "$root"/configs/emoji-sr.json "${common[@]}" "${srbig[@]}" --lr 2e-4
+# The GAN starts from random weights (no --init-from); SMOKE runs it at its tiny preset.
+if [ "${SMOKE:-0}" = 1 ]; then ganbig=(--preset tiny --batch-size 2 --threads 1); else ganbig=(--batch-size 128 --threads 4); fi
+want gan && launch gan --stage gan --data emoji --caption-variety --steps 1000000 --time-budget-s "$left" \
+  --warmup-steps 100 --lr "${GAN_LR:-2e-4}" --ema-decay 0.999 --save-every 500 --sample-every 1000000 --log-every 25 \
+  "${ganbig[@]}"
 sleep 45; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
 wait "${pids[@]}"
 echo "training done after $(( $(date +%s) - t0 )) s"
@@ -70,6 +76,11 @@ if ran sr; then
 fi
 [ ${#plain[@]} = 0 ] || python3 -m imagen.export "${plain[@]}" --out "$exp/plain"
 if ran base-sc; then python3 -m imagen.export --run "$work/runs/gpu-base-sc" --out "$exp/sc"; back+=(sc/base); fi
+if ran gan; then  # the GAN joins a checkpoint with the same text encoder: a copy of the shipped one's config
+  mkdir -p "$exp/gan-ck" && cp "$root/checkpoints/emoji/pipeline.json" "$exp/gan-ck/"
+  python3 -m imagen.export --run "$work/runs/gpu-gan" --out "$exp/gan-ck" && cp "$exp/gan-ck/gan/model.safetensors" "$out/gan.safetensors"
+  mkdir -p "$meta/gan" && cp "$exp/gan-ck/gan/config.json" "$meta/gan/gan_config.json"
+fi
 for stage in "${back[@]}"; do  # plain/base -> $OUT/plain-base.safetensors
   # A copy, so that a next call on this machine can start from $exp/plain with INIT_FROM.
   [ -f "$exp/$stage/diffusion_pytorch_model.safetensors" ] && cp "$exp/$stage/diffusion_pytorch_model.safetensors" "$out/${stage/\//-}.safetensors"

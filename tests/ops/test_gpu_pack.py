@@ -133,11 +133,20 @@ def test_a_session_trains_three_warm_starts_brings_back_four_files_and_a_second_
     assert pipe("red apple", steps=2, sr_steps=2).images_256[0].size == (256, 256)
     # a second call on the same (still warm) machine goes on from the first call's export
     first = tmp_path / "work" / "exp" / "plain"
-    env2 = {**env, "OUT": str(tmp_path / "out2"), "GPU_SESSION_TMP": str(tmp_path / "work2"), "RUNS": "base",
+    env2 = {**env, "OUT": str(tmp_path / "out2"), "GPU_SESSION_TMP": str(tmp_path / "work2"), "RUNS": "base gan",
             "INIT_FROM": str(first)}
     again = subprocess.run(["bash", str(pack / "session.sh"), "60"], cwd=tmp_path, env=env2,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
-    assert sorted(f.name for f in (tmp_path / "out2").iterdir()) == ["meta.tar.gz", "plain-base.safetensors"]
+    assert sorted(f.name for f in (tmp_path / "out2").iterdir()) == ["gan.safetensors", "meta.tar.gz",
+                                                                      "plain-base.safetensors"]
     config = json.loads((tmp_path / "work2" / "runs" / "gpu-base" / "config.json").read_text())
     assert config["init_from"] == str(first)
+    # the GAN, from scratch beside it, goes into a checkpoint as its gan/ folder and draws
+    from imagen.gan.sampler import GanSampler
+    with tarfile.open(tmp_path / "out2" / "meta.tar.gz") as tar:
+        tar.extractall(tmp_path / "meta2", filter="data")
+    (ck / "gan").mkdir()
+    (tmp_path / "out2" / "gan.safetensors").replace(ck / "gan" / "model.safetensors")
+    (tmp_path / "meta2" / "gpu-meta" / "gan" / "gan_config.json").replace(ck / "gan" / "config.json")
+    assert GanSampler.from_pretrained(ck, device="cpu")(["red apple"], seed=0)[0].size == (64, 64)

@@ -36,3 +36,13 @@ def tiny_checkpoint(tmp_path, text_encoder):
 @pytest.fixture
 def shapes_folder(tmp_path):
     return make_shapes_folder(tmp_path / "shapes")
+
+
+@pytest.fixture
+def gan_checkpoint(tiny_checkpoint):
+    """The tiny checkpoint with a tiny, untrained GAN beside its diffusion stages."""
+    from imagen.gan.generator import GAN_PRESETS, Generator
+    from imagen.gan.sampler import save_gan
+    torch.manual_seed(0)
+    save_gan(Generator(GAN_PRESETS["tiny"]), tiny_checkpoint)
+    return tiny_checkpoint

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
@@ -511,14 +510,8 @@ def test_on_the_shipped_weights_the_page_adds_the_picked_style_to_a_bare_name(tm
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_the_gan_panel_draws_both_ways_and_walks_the_gans_noise(tmp_path, text_encoder):
-    from imagen.gan.generator import GAN_PRESETS, Generator
-    from imagen.gan.sampler import save_gan
-    checkpoint = tmp_path / "tiny"
-    make_tiny_pipeline(text_encoder).save_pretrained(checkpoint)
-    torch.manual_seed(0)
-    save_gan(Generator(GAN_PRESETS["tiny"]), checkpoint)
-    app = start_app(checkpoint, tmp_path, OMP_NUM_THREADS="1")
+def test_the_gan_panel_draws_both_ways_and_walks_the_gans_noise(tmp_path, gan_checkpoint):
+    app = start_app(gan_checkpoint, tmp_path, OMP_NUM_THREADS="1")
     try:
         _wait(app)
         with projector_page(app.url) as page:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,6 +49,16 @@ def shapes() -> list[tuple[Image.Image, list[str]]]:
     """32 images, each with a main caption ("big red circle") and a shorter variant ("red circle")."""
     return [(shape_image(colour, shape, big), [f"{'big' if big else 'small'} {colour} {shape}", f"{colour} {shape}"])
             for colour in COLOURS for shape in SHAPES for big in (True, False)]
+
+
+def shapes_folder_at(folder: Path) -> Path:
+    """shapes() as a folder of images with a metadata.jsonl (the imagefolder layout)."""
+    folder.mkdir()
+    with open(folder / "metadata.jsonl", "w") as f:
+        for i, (image, captions) in enumerate(shapes()):
+            image.save(folder / f"{i:02d}.png")
+            f.write(json.dumps({"file_name": f"{i:02d}.png", "text": captions[0]}) + "\n")
+    return folder
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -196,12 +207,7 @@ def test_scores_over_single_image_concepts_leave_out_the_variants(tmp_path, text
 
 @pytest.mark.slow
 def test_evaluate_cli_end_to_end(tmp_path, tiny_checkpoint, monkeypatch, capsys):
-    folder = tmp_path / "shapes"
-    folder.mkdir()
-    with open(folder / "metadata.jsonl", "w") as f:
-        for i, (image, captions) in enumerate(shapes()):
-            image.save(folder / f"{i:02d}.png")
-            f.write(json.dumps({"file_name": f"{i:02d}.png", "text": captions[0]}) + "\n")
+    folder = shapes_folder_at(tmp_path / "shapes")
     load_dataset(str(folder), tmp_path / "cache")  # prepared once here, as a user's first run would
     monkeypatch.setattr(image_encoder, "DEFAULT_CONFIG", ImageEncoderConfig(
         channels=(8, 16), epochs=3, batch_size=16, holdout=0.25))
@@ -258,17 +264,9 @@ def test_diversity_is_zero_for_one_picture_per_caption_and_grows_with_spread():
 
 
 @pytest.mark.slow
-def test_evaluate_scores_the_gan_beside_diffusion_with_their_diversity(tmp_path, tiny_checkpoint, monkeypatch):
-    from imagen.gan.generator import GAN_PRESETS, Generator
-    from imagen.gan.sampler import save_gan
-    folder = tmp_path / "shapes"
-    folder.mkdir()
-    with open(folder / "metadata.jsonl", "w") as f:
-        for i, (image, captions) in enumerate(shapes()):
-            image.save(folder / f"{i:02d}.png")
-            f.write(json.dumps({"file_name": f"{i:02d}.png", "text": captions[0]}) + "\n")
-    torch.manual_seed(0)
-    save_gan(Generator(GAN_PRESETS["tiny"]), tiny_checkpoint)
+def test_evaluate_scores_the_gan_beside_diffusion_with_their_diversity(tmp_path, gan_checkpoint, monkeypatch):
+    folder = shapes_folder_at(tmp_path / "shapes")
+    tiny_checkpoint = gan_checkpoint
     monkeypatch.setattr(image_encoder, "DEFAULT_CONFIG", ImageEncoderConfig(channels=(8, 16), epochs=2, batch_size=16))
     out = tmp_path / "eval"
     assert main(["--checkpoint", str(tiny_checkpoint), "--data", str(folder), "--cache-dir", str(tmp_path / "cache"),

@@ -12,13 +12,6 @@ from imagen.gan.sampler import GanSampler, noise, save_gan, slerp
 from imagen.generate import main as generate_main
 
 
-@pytest.fixture
-def gan_checkpoint(tiny_checkpoint):
-    torch.manual_seed(0)
-    save_gan(Generator(GAN_PRESETS["tiny"]), tiny_checkpoint)
-    return tiny_checkpoint
-
-
 def test_a_saved_gan_loads_and_draws_each_image_from_its_own_seed(gan_checkpoint):
     gan = GanSampler.from_pretrained(gan_checkpoint, device="cpu")
     both = gan(["red apple", "sun"], seed=3)

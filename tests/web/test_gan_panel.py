@@ -4,18 +4,8 @@ import re
 
 import gradio as gr
 import pytest
-import torch
 
-from imagen.gan.generator import GAN_PRESETS, Generator
-from imagen.gan.sampler import save_gan
 from imagen.web.handlers import ImagenDemo
-
-
-@pytest.fixture
-def gan_checkpoint(tiny_checkpoint):
-    torch.manual_seed(0)
-    save_gan(Generator(GAN_PRESETS["tiny"]), tiny_checkpoint)
-    return tiny_checkpoint
 
 
 def test_the_gan_draws_at_once_then_diffusion_forms_step_by_step(gan_checkpoint):

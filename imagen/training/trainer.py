@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from tqdm import tqdm
 
 from ..config import DiffusionConfig, PipelineConfig, Settings
@@ -155,6 +156,9 @@ class Trainer:
             precision = "bf16" if fast_bfloat16(device) else "fp16" if cuda else "no"
             if cfg.stage == "gan":  # GANs are known to diverge in reduced precision: float32, with clipping
                 precision = "no"
+        # Accelerate keeps one process-wide state and refuses a second precision in the same process
+        # (a GAN run in fp32 after a diffusion run in bf16, as tests and notebooks do): start afresh.
+        AcceleratorState._reset_state(reset_partial_state=True)
         self.acc = Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum,
                                log_with=None if cfg.log_with == "none" else cfg.log_with,
                                project_dir=str(self.run))

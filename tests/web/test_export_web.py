@@ -1,0 +1,145 @@
+"""The browser export: a tiny checkpoint's ONNX graphs compute what its PyTorch modules compute."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from imagen.export_web import (
+    MANIFEST_NAME,
+    BaseUNetGraph,
+    ExportError,
+    export_onnx,
+    export_web,
+    graph_signature,
+    is_current,
+    main,
+    require_onnx,
+    text_encoder_inputs,
+    unet_inputs,
+)
+from imagen.pipeline import ImagenPipeline
+from imagen.self_conditioning import sampling_input
+from imagen.unets import build_unet, unet_forward
+from tests.tiny import make_tiny_pipeline
+
+ort = pytest.importorskip("onnxruntime", reason="the parity tests run the exports in onnxruntime "
+                                                "(pip install -r requirements-dev.txt)")
+pytest.importorskip("onnx", reason="the export needs onnx (pip install -r requirements-dev.txt)")
+
+# float32 graphs against float32 modules: what differs is the order of operations only. Measured: about
+# 4e-6 (tiny base U-Net), 2e-5 (tiny SR U-Net) and 3e-6 (MiniLM), on outputs of size 1.5-6.
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, text_encoder):
+    """A tiny checkpoint, exported once for every test here."""
+    root = tmp_path_factory.mktemp("web")
+    make_tiny_pipeline(text_encoder).save_pretrained(root / "tiny")
+    manifest = export_web(root / "tiny", root / "out")
+    return root / "tiny", root / "out", manifest
+
+
+def _run(path, feeds: dict[str, torch.Tensor], manifest_inputs: list[dict]) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i["name"] for i in manifest_inputs]
+    assert names == [i.name for i in session.get_inputs()]  # the manifest tells the page the truth
+    return session.run(None, {name: feeds[name].numpy() for name in names})[0]
+
+
+def test_export_writes_every_file_once_and_a_manifest_last(exported, capsys):
+    checkpoint, out, manifest = exported
+    assert set(manifest["files"]) >= {"text_encoder.onnx", "base_unet.onnx", "sr_unet.onnx", "schedule_base.json",
+                                      "schedule_sr.json", "pipeline.json", "tokenizer/tokenizer.json"}
+    for name, size in manifest["files"].items():
+        assert (out / name).stat().st_size == size
+    assert json.loads((out / "pipeline.json").read_text()) == json.loads((checkpoint / "pipeline.json").read_text())
+    assert not list(out.rglob("*.tmp"))
+    # The SR stage is cross-attention only: its graph has no use for the text mask, and says so.
+    assert "text_mask" not in [i["name"] for i in manifest["stages"]["sr"]["inputs"]]
+    assert [i["name"] for i in manifest["stages"]["base"]["inputs"]] == ["x_t", "timestep", "text_embeds", "text_mask"]
+
+    # An unchanged checkpoint is not exported again; a changed one is.
+    mtime = (out / "base_unet.onnx").stat().st_mtime_ns
+    assert main(["--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert (out / "base_unet.onnx").stat().st_mtime_ns == mtime
+    manifest_path = out / MANIFEST_NAME
+    stale = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**stale, "fingerprint": "another checkpoint"}))
+    assert not is_current(out, manifest["fingerprint"])
+    manifest_path.write_text(json.dumps(stale))
+
+
+def test_schedules_are_the_pipelines(exported):
+    checkpoint, out, _ = exported
+    pipe = ImagenPipeline.from_pretrained(checkpoint, device="cpu", dtype="float32")
+    for stage in ("base", "sr"):
+        schedule = json.loads((out / f"schedule_{stage}.json").read_text())
+        assert schedule["prediction_type"] == getattr(pipe.config, stage).prediction_type
+        np.testing.assert_array_equal(np.float32(schedule["alpha_bar"]), pipe._alpha_bar[stage].numpy())
+        np.testing.assert_allclose(schedule["betas"], pipe._betas[stage].numpy(), rtol=0, atol=0)
+    sr = json.loads((out / "schedule_sr.json").read_text())
+    assert sr["defaults"]["steps"] == pipe.defaults.sr_steps and sr["defaults"]["noise_level"] == 100
+
+
+@pytest.mark.parametrize("stage", ["base", "sr"])
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_unet_graphs_match_pytorch(exported, text_encoder, stage, batch):
+    checkpoint, out, manifest = exported
+    unet = getattr(ImagenPipeline.from_pretrained(checkpoint, device="cpu", dtype="float32",
+                                                  text_encoder=text_encoder), f"{stage}_unet")
+    feeds = unet_inputs(stage, unet, text_encoder.dim, text_encoder.max_length, batch=batch, seed=batch)
+    got = _run(out / f"{stage}_unet.onnx", feeds, manifest["stages"][stage]["inputs"])
+    x_in = torch.cat([feeds["x_t"], feeds["low_res"]], 1) if stage == "sr" else feeds["x_t"]
+    with torch.no_grad():  # the pipeline's own call (ImagenPipeline._denoiser)
+        want = unet_forward(unet, x_in, feeds["timestep"], feeds["text_embeds"], feeds["text_mask"],
+                            feeds.get("aug_level")).numpy()
+    assert got.shape == want.shape == (batch, 3, *feeds["x_t"].shape[-2:])
+    assert np.abs(got - want).max() <= ATOL
+    if stage == "base" and batch > 1:  # the mask is live in the graph: another mask, another output
+        feeds["text_mask"] = feeds["text_mask"].flip(0)
+        assert np.abs(_run(out / "base_unet.onnx", feeds, manifest["stages"]["base"]["inputs"]) - got).max() > 1e-3
+
+
+def test_a_self_conditioned_base_stage_takes_the_previous_x0(tmp_path, text_encoder):
+    torch.manual_seed(0)
+    unet = build_unet("base", "tiny", text_encoder.dim, self_condition=True).eval()
+    feeds = unet_inputs("base", unet, text_encoder.dim, text_encoder.max_length)
+    export_onnx(BaseUNetGraph(unet), feeds, tmp_path / "base_unet.onnx", "model_out")
+    inputs = graph_signature(tmp_path / "base_unet.onnx")["inputs"]
+    assert [i["name"] for i in inputs] == ["x_t", "timestep", "text_embeds", "text_mask", "x0_prev"]
+    got = _run(tmp_path / "base_unet.onnx", feeds, inputs)
+    with torch.no_grad():
+        want = unet_forward(unet, sampling_input(feeds["x_t"], feeds["x0_prev"]), feeds["timestep"],
+                            feeds["text_embeds"], feeds["text_mask"]).numpy()
+    assert np.abs(got - want).max() <= ATOL
+
+
+def test_text_encoder_graph_matches_pytorch(exported, text_encoder):
+    _, out, manifest = exported
+    prompts = ["red apple", "", "a smiling face with heart-shaped eyes, openmoji style, " * 4]  # the last is cut
+    got = _run(out / "text_encoder.onnx", text_encoder_inputs(text_encoder, prompts),
+               manifest["text_encoder"]["inputs"])
+    want = text_encoder.encode(prompts, use_cache=False).text_embeds.numpy()
+    assert got.shape == want.shape == (3, text_encoder.max_length, text_encoder.dim)
+    assert np.abs(got - want).max() <= ATOL
+
+
+def test_a_missing_checkpoint_is_refused_clearly(tmp_path, capsys):
+    assert main(["--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no pipeline checkpoint at" in err and "nowhere" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_onnx_package_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # what `import onnx` meets when it is not installed
+    with pytest.raises(ExportError, match="pip install onnx"):
+        require_onnx()
+    assert main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "out")]) == 2

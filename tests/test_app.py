@@ -477,10 +477,10 @@ def test_browser_shows_the_attention_of_the_word_picked_and_the_samplers_side_by
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_on_the_shipped_weights_the_page_adds_the_picked_style_to_a_bare_name(tmp_path):
-    """The shipped checkpoint names two drawing styles: the page offers them (OpenMoji's first), a
-    bare name gets the picked one on Generate, in the prompt box the person reads, and picking
-    another style or "as typed" rewrites the box."""
+def test_on_the_shipped_weights_a_bare_name_is_drawn_as_typed_and_a_picked_style_is_added(tmp_path):
+    """The shipped checkpoint draws a bare name in its default style (OpenMoji), so the page leaves
+    the prompt as typed; picking a style adds it in the prompt box the person reads, and picking
+    "as typed" again takes it away."""
     app = start_app(ROOT / "checkpoints" / "emoji", tmp_path)
     try:
         _wait(app)
@@ -489,18 +489,18 @@ def test_on_the_shipped_weights_the_page_adds_the_picked_style_to_a_bare_name(tm
             for selector in ("#style", "#generate", "#seed"):  # still on the projector's first screen
                 box = page.locator(selector).first.bounding_box()
                 assert box is not None and box["y"] + min(box["height"], 200) <= 720, (selector, box)
-            assert page.get_by_label("openmoji").is_checked()
-            page.fill("#prompt textarea", "penguin")
+            assert page.get_by_label("as typed").is_checked()
+            page.fill("#prompt textarea", "a picture of a penguin")
             page.click("#generate")
             page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
                                    timeout=120_000)
-            assert page.input_value("#prompt textarea") == "penguin, openmoji style"
+            assert page.input_value("#prompt textarea") == "a picture of a penguin"
             page.get_by_label("twemoji").check()
             page.wait_for_function("() => document.querySelector('#prompt textarea').value === "
-                                   "'penguin, twemoji style'", timeout=10_000)
+                                   "'a picture of a penguin, twemoji style'", timeout=10_000)
             page.get_by_label("as typed").check()
-            page.wait_for_function("() => document.querySelector('#prompt textarea').value === 'penguin'",
-                                   timeout=10_000)
+            page.wait_for_function("() => document.querySelector('#prompt textarea').value === "
+                                   "'a picture of a penguin'", timeout=10_000)
             page.fill("#prompt textarea", "rocket, twemoji style")  # a style typed in the prompt wins
             page.get_by_label("openmoji").check()
             page.wait_for_function("() => document.querySelector('#prompt textarea').value === "

@@ -113,3 +113,14 @@ def test_restoring_a_real_image_keeps_it_from_low_noise_and_not_from_pure_noise(
     assert error(low) < 0.05 < error(high), (error(low), error(high))
     with pytest.raises(ValueError, match="start_timestep"):
         next(shipped.restore(real, prompt, 1000))
+
+
+def test_a_colour_the_data_never_showed_on_an_object_is_the_colour_drawn(shipped):
+    """Held-out (colour, name) pairs, asked the way people type them: the asked colour is the
+    drawing's dominant hue, though no training caption ever put that colour on that object."""
+    from imagen.data.colours import dominant_hue, is_held_out
+    asked = [("blue", "banana"), ("green", "cat face"), ("pink", "cat face")]
+    assert all(is_held_out(colour, name) for colour, name in asked)
+    images = shipped([f"{colour} {name}" for colour, name in asked], seed=0, sr=False).images_64
+    drawn = dominant_hue(from_uint8(np.stack([np.asarray(im) for im in images])))
+    assert drawn == [colour for colour, _ in asked]

@@ -8,6 +8,7 @@ second diffusion model redraw it at 256 px. The layout only; the handlers are in
 import gradio as gr
 
 from imagen.samplers import SAMPLERS
+from imagen.web.browser_mode import add_browser_mode
 from imagen.web.handlers import ATTENTION_COST, GUIDANCE_COST, SWEEP_SCALES, ImagenDemo, guidance_info
 from imagen.web.inputs import MAX_SEED, CheckedBlocks
 from imagen.web.live_view import CSS as LIVE_CSS
@@ -43,7 +44,8 @@ with CheckedBlocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as d
         "# Imagen, step by step\n"
         "A small [Imagen](https://arxiv.org/abs/2205.11487): a frozen text encoder reads your caption, a diffusion "
         "model turns random noise into a 64 px image that matches it, and a second one redraws it at 256 px. "
-        "Watch each step: the noisy image **x_t**, and the clean image **x̂₀** the model predicts from it.",
+        "Watch each step: the noisy image **x_t**, and the clean image **x̂₀** the model predicts from it. "
+        "A class at once? [Run it in your own browser](/browser) instead.",
         elem_id="intro")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=380):
@@ -159,4 +161,7 @@ with CheckedBlocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as d
 demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
 
 if __name__ == "__main__":
-    demo.launch(css=CSS, max_file_size=MAX_UPLOAD)
+    demo.launch(css=CSS, max_file_size=MAX_UPLOAD, prevent_thread_lock=True)
+    # /browser: the page whose visitor's browser runs the cascade (docs/browser-cascade.md)
+    add_browser_mode(demo.app, checkpoint_path())
+    demo.block_thread()

@@ -1,0 +1,168 @@
+"""The browser mode of the demo: a page at /browser whose visitor's browser runs the whole cascade
+(onnxruntime-web), while this server only serves files. Added to the Gradio app's own server.
+
+    GET /browser                         the page (imagen/web/static/browser.html)
+    GET /browser/static/<file>           its ES modules: browser.js, sampler.js, tokenizer.js
+    GET /browser/setup.json              where the runtime and the models are, or why they are not
+    GET /browser/vendor/<version>/<file> onnxruntime-web (python -m imagen.web_runtime)
+    GET /browser/models/<hash>/<file>    the export (python -m imagen.export_web), by its fingerprint
+
+Both the runtime and the export are made on the first setup.json request when missing (npm pack,
+a few seconds; the export, 10-20 s), once; where that cannot work, setup.json says why and which
+command to run, and the page offers the server instead. Every /browser response carries the
+headers of cross-origin isolation, which WebAssembly threads need (SharedArrayBuffer); the files
+whose URL names a version or fingerprint may be cached by the browser for good.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import threading
+import time
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi.responses import FileResponse, JSONResponse
+
+from ..web_runtime import ORT_FILES, LazyRuntime, RuntimeUnavailable
+from .serving import checkpoint_problem
+
+STATIC = Path(__file__).parent / "static"
+PAGE_FILES = {"browser.js", "sampler.js", "tokenizer.js"}
+ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
+             "Cross-Origin-Resource-Policy": "same-origin"}
+FOREVER = "public, max-age=31536000, immutable"  # URLs that name their content's version
+EXPORT_COMMAND = "python -m imagen.export_web"
+
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("application/wasm", ".wasm")
+
+
+def models_folder(checkpoint: Path) -> Path:
+    """Where the export of `checkpoint` lives: env IMAGEN_WEB_MODELS, else web/models/<checkpoint name>."""
+    from ..export_web import DEFAULT_OUT_ROOT
+    return Path(os.environ.get("IMAGEN_WEB_MODELS") or DEFAULT_OUT_ROOT / Path(checkpoint).resolve().name)
+
+
+def vendor_root() -> Path:
+    """Where the runtime is unpacked: env IMAGEN_WEB_VENDOR, else web/vendor."""
+    from ..web_runtime import DEFAULT_VENDOR_ROOT
+    return Path(os.environ.get("IMAGEN_WEB_VENDOR") or DEFAULT_VENDOR_ROOT)
+
+
+class LazyExport:
+    """The checkpoint's browser export, checked (and made when missing or stale) on first use, once.
+    A failure is remembered for `retry_s`, so each page load does not start an export."""
+
+    def __init__(self, checkpoint: Path, out: Path, retry_s: float = 60):
+        self.checkpoint, self.out, self.retry_s = Path(checkpoint), Path(out), retry_s
+        self._lock = threading.Lock()
+        self._manifest: dict | None = None
+        self._stamp: tuple | None = None
+        self._error: str | None = None
+        self._failed_at = 0.0
+
+    def _checkpoint_stamp(self) -> tuple:
+        """Cheap stand-in for the fingerprint: the checkpoint's files' names, sizes and times."""
+        return tuple(sorted((str(f), f.stat().st_size, f.stat().st_mtime_ns)
+                            for f in self.checkpoint.rglob("*") if f.is_file()))
+
+    def get(self) -> dict:
+        with self._lock:  # ten first visitors at once must not start ten exports
+            stamp = self._checkpoint_stamp() if self.checkpoint.exists() else None
+            if self._manifest is not None and stamp == self._stamp:
+                return self._manifest
+            if self._error is not None and time.monotonic() - self._failed_at < self.retry_s:
+                raise RuntimeError(self._error)
+            try:
+                self._manifest, self._stamp, self._error = self._export(), stamp, None
+            except Exception as e:  # said on the page, which then offers the server
+                self._error, self._failed_at = str(e), time.monotonic()
+                raise RuntimeError(self._error) from e
+            return self._manifest
+
+    def _export(self) -> dict:
+        problem = checkpoint_problem(self.checkpoint)
+        if problem is not None:
+            raise RuntimeError(problem)
+        from ..export_web import ExportError, export_web
+        try:
+            return export_web(self.checkpoint, self.out)  # keeps a current export as it is
+        except ExportError as e:
+            raise RuntimeError(f"{e}; then run `{EXPORT_COMMAND} --checkpoint {self.checkpoint} --out {self.out}`, "
+                               "or restart the app") from e
+
+
+def _file(path: Path, cache: str) -> FileResponse:
+    if not path.is_file():
+        raise HTTPException(404)
+    return FileResponse(path, headers={**ISOLATION, "Cache-Control": cache},
+                        media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
+
+def browser_router(checkpoint: Path) -> APIRouter:
+    """The /browser routes for the demo serving `checkpoint`."""
+    runtime = LazyRuntime(vendor_root())
+    export = LazyExport(checkpoint, models_folder(checkpoint))
+    router = APIRouter()
+
+    @router.get("/browser", include_in_schema=False)
+    @router.get("/browser/", include_in_schema=False)
+    def page() -> FileResponse:
+        return _file(STATIC / "browser.html", "no-cache")
+
+    @router.get("/browser/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        if name not in PAGE_FILES:
+            raise HTTPException(404)
+        return _file(STATIC / name, "no-cache")  # revalidated: they change with the code
+
+    @router.get("/browser/setup.json", include_in_schema=False)
+    def setup() -> JSONResponse:
+        answer: dict = {"problems": []}
+        try:
+            found = runtime.get()
+            answer["runtime"] = {"url": f"/browser/vendor/{found.url_name}/",
+                                 "files": {Path(n).name: (found.folder / Path(n).name).stat().st_size
+                                           for n in ORT_FILES}}
+        except RuntimeUnavailable as e:
+            answer["problems"].append(f"The in-browser runtime is missing: {e}")
+        try:
+            manifest = export.get()
+            answer["models"] = {"url": f"/browser/models/{manifest['fingerprint'][:16]}/", "manifest": manifest}
+        except RuntimeError as e:
+            answer["problems"].append(f"The models for the browser are missing: {e}")
+        answer["ok"] = not answer["problems"]
+        return JSONResponse(answer, headers={**ISOLATION, "Cache-Control": "no-store"})
+
+    @router.get("/browser/vendor/{version}/{name}", include_in_schema=False)
+    def vendor(version: str, name: str) -> FileResponse:
+        found = runtime.get() if version == runtime_folder_name(runtime) else None
+        if found is None or name not in {Path(n).name for n in ORT_FILES}:
+            raise HTTPException(404)
+        return _file(found.folder / name, FOREVER)
+
+    @router.get("/browser/models/{fingerprint}/{name:path}", include_in_schema=False)
+    def models(fingerprint: str, name: str) -> FileResponse:
+        manifest = export._manifest  # only what setup.json has handed out is served
+        if manifest is None or fingerprint != manifest["fingerprint"][:16] or name not in manifest["files"]:
+            raise HTTPException(404)
+        return _file(export.out / name, FOREVER)
+
+    return router
+
+
+def runtime_folder_name(runtime: LazyRuntime) -> str:
+    from ..web_runtime import runtime_folder
+    return runtime_folder(runtime.vendor_root).name
+
+
+def add_browser_mode(app: FastAPI, checkpoint: Path) -> None:
+    """Add the /browser routes to a running Gradio app, ahead of Gradio's own (its catch-alls included)."""
+    before = len(app.router.routes)
+    app.include_router(browser_router(checkpoint))
+    added = app.router.routes[before:]
+    del app.router.routes[before:]
+    app.router.routes[:0] = added
+

@@ -2,13 +2,14 @@
 second diffusion model redraw it at 256 px. The layout only; the handlers are in imagen/web/.
 
     python app.py                                   # http://127.0.0.1:7860
+                                                    # http://127.0.0.1:7860/browser: run in the browser
     IMAGEN_CHECKPOINT=path/to/ckpt GRADIO_SERVER_PORT=8000 python app.py
 """
 
 import gradio as gr
 
 from imagen.samplers import SAMPLERS
-from imagen.web.browser_mode import add_browser_mode
+from imagen.web.browser_mode import browser_routes
 from imagen.web.handlers import ATTENTION_COST, GUIDANCE_COST, SWEEP_SCALES, ImagenDemo, guidance_info
 from imagen.web.inputs import MAX_SEED, CheckedBlocks
 from imagen.web.live_view import CSS as LIVE_CSS
@@ -161,7 +162,5 @@ with CheckedBlocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as d
 demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
 
 if __name__ == "__main__":
-    demo.launch(css=CSS, max_file_size=MAX_UPLOAD, prevent_thread_lock=True)
     # /browser: the page whose visitor's browser runs the cascade (docs/browser-cascade.md)
-    add_browser_mode(demo.app, checkpoint_path())
-    demo.block_thread()
+    demo.launch(css=CSS, max_file_size=MAX_UPLOAD, app_kwargs={"routes": browser_routes(checkpoint_path())})

@@ -22,8 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.routing import BaseRoute
 
 from ..web_runtime import ORT_FILES, LazyRuntime, RuntimeUnavailable
 from .serving import checkpoint_problem
@@ -158,11 +159,7 @@ def runtime_folder_name(runtime: LazyRuntime) -> str:
     return runtime_folder(runtime.vendor_root).name
 
 
-def add_browser_mode(app: FastAPI, checkpoint: Path) -> None:
-    """Add the /browser routes to a running Gradio app, ahead of Gradio's own (its catch-alls included)."""
-    before = len(app.router.routes)
-    app.include_router(browser_router(checkpoint))
-    added = app.router.routes[before:]
-    del app.router.routes[before:]
-    app.router.routes[:0] = added
-
+def browser_routes(checkpoint: Path) -> list[BaseRoute]:
+    """The /browser routes, for FastAPI(routes=...): Gradio's launch(app_kwargs={"routes": ...}) puts
+    them ahead of its own (its catch-alls included) before the server takes its first request."""
+    return browser_router(checkpoint).routes

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from imagen.web.browser_mode import FOREVER, ISOLATION, add_browser_mode
+from imagen.web.browser_mode import FOREVER, ISOLATION, browser_routes
 from imagen.web_runtime import ORT_FILES, RuntimeUnavailable, install, runtime_folder
 from tests.tiny import make_tiny_pipeline
 
@@ -27,13 +27,12 @@ def client(checkpoint: Path, tmp_path: Path, monkeypatch, runtime: bool) -> Test
     monkeypatch.setenv("IMAGEN_WEB_VENDOR", str(vendor))
     monkeypatch.setenv("IMAGEN_WEB_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("PATH", str(tmp_path / "no-npm-here"))  # the installer must not reach a registry
-    app = FastAPI()
+    app = FastAPI(routes=browser_routes(checkpoint))  # as app.py hands them to Gradio's launch
 
     @app.get("/{path:path}")
     def catch_all(path: str) -> str:  # as Gradio's own routes would: /browser must come first
         return "gradio"
 
-    add_browser_mode(app, checkpoint)
     return TestClient(app)
 
 

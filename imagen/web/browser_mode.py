@@ -69,6 +69,11 @@ class LazyExport:
         return tuple(sorted((str(f), f.stat().st_size, f.stat().st_mtime_ns)
                             for f in self.checkpoint.rglob("*") if f.is_file()))
 
+    @property
+    def handed_out(self) -> dict | None:
+        """The manifest setup.json last handed out: its files are the only ones served."""
+        return self._manifest
+
     def get(self) -> dict:
         with self._lock:  # ten first visitors at once must not start ten exports
             stamp = self._checkpoint_stamp() if self.checkpoint.exists() else None
@@ -146,7 +151,7 @@ def browser_router(checkpoint: Path) -> APIRouter:
 
     @router.get("/browser/models/{fingerprint}/{name:path}", include_in_schema=False)
     def models(fingerprint: str, name: str) -> FileResponse:
-        manifest = export._manifest  # only what setup.json has handed out is served
+        manifest = export.handed_out
         if manifest is None or fingerprint != manifest["fingerprint"][:16] or name not in manifest["files"]:
             raise HTTPException(404)
         return _file(export.out / name, FOREVER)

@@ -29,12 +29,12 @@ function unavailable(reasons) {
   box.style.display = "block";
   box.innerHTML = "";
   const p = document.createElement("p");
-  p.textContent = `This browser cannot run the cascade here: ${reasons.join(" ")}`;
+  p.textContent = `The cascade cannot run in this browser now. ${reasons.join(" ")}`;
   const a = document.createElement("a");
   a.href = "/";
   a.textContent = "Run it on the server instead";
   box.append(p, a);
-  say("Unavailable in this browser: see above.", true);
+  say("Browser mode is unavailable: see above.", true);
 }
 
 // ---------------------------------------------------------------- downloads (once, then the Cache API)
@@ -206,13 +206,13 @@ function setUpControls(defaults, hasSR) {
 }
 
 async function boot() {
-  if (typeof WebAssembly !== "object") return unavailable(["it has no WebAssembly."]);
+  if (typeof WebAssembly !== "object") return unavailable(["This browser has no WebAssembly."]);
   say("Asking the server for the models (the first visit after an update prepares them: up to a minute)…");
   let setup;
   try {
     setup = await (await fetch("/browser/setup.json")).json();
   } catch (e) {
-    return unavailable([`the server did not answer (${e.message}).`]);
+    return unavailable([`The server did not answer (${e.message}).`]);
   }
   if (!setup.ok) return unavailable(setup.problems);
   const manifest = setup.models.manifest;
@@ -224,7 +224,7 @@ async function boot() {
   try {
     ort = await import(`${setup.runtime.url}ort.wasm.min.mjs`);
   } catch (e) {
-    return unavailable([`the WebAssembly runtime did not load (${e.message}).`]);
+    return unavailable([`The WebAssembly runtime did not load (${e.message}).`]);
   }
   const wasmUrl = `${setup.runtime.url}ort-wasm-simd-threaded.wasm`;
   const wasmSize = setup.runtime.files["ort-wasm-simd-threaded.wasm"];
@@ -236,7 +236,7 @@ async function boot() {
     bytes = await download([{ url: wasmUrl, size: wasmSize },
                             ...names.map((name) => ({ url: models + name, size: files[name] }))]);
   } catch (e) {
-    return unavailable([`a download failed (${e.message}).`]);
+    return unavailable([`A download failed (${e.message}).`]);
   }
   const [wasm, ...rest] = bytes;
   const got = Object.fromEntries(names.map((name, i) => [name, rest[i]]));
@@ -253,7 +253,7 @@ async function boot() {
       sr: manifest.stages.sr ? await ort.InferenceSession.create(got["sr_unet.onnx"], options) : null,
     };
   } catch (e) {
-    return unavailable([`the runtime could not load the models (${e.message ?? e}).`]);
+    return unavailable([`The runtime could not load the models (${e.message ?? e}).`]);
   }
   const model = new Cascade(ort, manifest, sessions, new WordPieceTokenizer(json("tokenizer/tokenizer.json")),
                             { base: json("schedule_base.json"), sr: manifest.stages.sr ? json("schedule_sr.json") : null });

@@ -39,13 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.browser_latency import CHROMIUM, CHROMIUM_ARGS, PROMPTS  # noqa: E402  (the same browser and prompts)
 from tests.local_server import start_app  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PROMPTS = ["red apple, twemoji style", "cat face, openmoji style", "sun, twemoji style", "red heart",
-           "rocket, twemoji style", "pizza, openmoji style", "grinning face", "flag of Japan"]
 IDLE_S = 20
 START_RUN = "(prompt) => { window.classRun = window.imagenBrowser.run({prompt, seed: 1}); }"  # not awaited
 

@@ -18,7 +18,8 @@ writes, into one folder (never committed; an export whose checkpoint has not cha
 
 Each U-Net graph is the pipeline's own call (`unet_forward`): the SR stage's low-res image is
 concatenated to x_t inside the graph, and a batch of 2B is a guided step (caption-free half first).
-Needs the `onnx` package (requirements-dev.txt), which the app itself does not.
+The weights travel as float16 and are computed in float32 (`onnx_weights`, `--weights float16`, the
+default): lossless for the U-Nets, which ship in float16, and half the download. Needs the `onnx` package.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ from diffusers import UNet2DConditionModel
 from .config import CONFIG_NAME, DEFAULT_CHECKPOINT, CheckpointError, DiffusionConfig, Settings
 from .diffusion import alpha_bars, dynamic_threshold, make_betas
 from .files import atomic_write, atomic_write_text
+from .onnx_weights import store_weights_float16
 from .pipeline import ImagenPipeline
 from .self_conditioning import sampling_input
 from .text_encoder import TextEncoder, resolve_text_encoder
 from .unets import is_self_conditioned, unet_forward
 
-EXPORT_VERSION = 1  # bump when the files' layout or meaning changes: older exports are then redone
+EXPORT_VERSION = 2  # bump when the files' layout or meaning changes: older exports are then redone
 OPSET = 17
+WEIGHTS = ("float16", "float32")  # how the ONNX files store their weights (the arithmetic is float32 either way)
 DEFAULT_OUT_ROOT = Path("web/models")
 MANIFEST_NAME = "manifest.json"
 IMAGE_SIZES = {"base": 64, "sr": 256}
@@ -205,9 +208,9 @@ def schedule_json(stage: str, diffusion: DiffusionConfig, betas: torch.Tensor, a
 # ---------------------------------------------------------------- the export
 
 
-def checkpoint_fingerprint(checkpoint: Path) -> str:
+def checkpoint_fingerprint(checkpoint: Path, weights: str = "float16") -> str:
     """A hash of the checkpoint's files and of what shapes the export: an unchanged one is not redone."""
-    h = hashlib.sha256(f"{EXPORT_VERSION} {OPSET} {torch.__version__}".encode())
+    h = hashlib.sha256(f"{EXPORT_VERSION} {OPSET} {torch.__version__} {weights}".encode())
     files = [checkpoint / CONFIG_NAME] + sorted(f for d in ("base", "sr") for f in (checkpoint / d).glob("*")
                                                 if f.is_file())
     for f in files:
@@ -251,14 +254,17 @@ def export_tokenizer(encoder: TextEncoder, folder: Path) -> list[Path]:
     return written
 
 
-def export_web(checkpoint: Path, out: Path, force: bool = False) -> dict:
-    """Export `checkpoint` into `out` and return the manifest; a current export is kept as it is."""
+def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = "float16") -> dict:
+    """Export `checkpoint` into `out` and return the manifest; a current export is kept as it is.
+    `weights`: float16 stores the ONNX files' weights in half the bytes (see onnx_weights), float32 as trained."""
     require_onnx()
+    if weights not in WEIGHTS:
+        raise ExportError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     checkpoint, out = Path(checkpoint), Path(out)
     if not (checkpoint / CONFIG_NAME).is_file():
         raise CheckpointError(f"no pipeline checkpoint at {checkpoint} ({CONFIG_NAME} is missing); "
                               f"give --checkpoint a folder such as {DEFAULT_CHECKPOINT}")
-    fingerprint = checkpoint_fingerprint(checkpoint)
+    fingerprint = checkpoint_fingerprint(checkpoint, weights)
     if not force and is_current(out, fingerprint):
         print(f"{out} is up to date with {checkpoint} (--force exports again)")
         return json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
@@ -270,8 +276,11 @@ def export_web(checkpoint: Path, out: Path, force: bool = False) -> dict:
     (out / MANIFEST_NAME).unlink(missing_ok=True)  # from here until the end the folder is unfinished
     print(f"exporting {checkpoint} for the browser into {out}", flush=True)
     files: list[str] = []
+    rounding: dict[str, float] = {}
 
     def done(name: str) -> None:
+        if name.endswith(".onnx") and weights == "float16":
+            rounding[name] = store_weights_float16(out / name)["max_rounding"]
         files.append(name)
         _report(out, name)
 
@@ -309,6 +318,8 @@ def export_web(checkpoint: Path, out: Path, force: bool = False) -> dict:
         "opset": OPSET,
         "checkpoint": str(checkpoint),
         "fingerprint": fingerprint,
+        # float16: stored so, computed in float32; max_rounding is the largest change to any weight (0: lossless)
+        "weights": {"storage": weights, "max_rounding": rounding},
         "text_encoder": {"model": "text_encoder.onnx", "tokenizer": "tokenizer/", "name": encoder.name,
                          "max_length": encoder.max_length, "dim": encoder.dim,
                          **graph_signature(out / "text_encoder.onnx")},
@@ -326,10 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="the pipeline checkpoint folder")
     p.add_argument("--out", type=Path, help=f"the folder to write (default: {DEFAULT_OUT_ROOT}/<checkpoint name>)")
     p.add_argument("--force", action="store_true", help="export again even if the folder is up to date")
+    p.add_argument("--weights", choices=WEIGHTS, default="float16",
+                   help="how the files store the weights; the page computes in float32 either way (default: float16, "
+                        "half the download)")
     args = p.parse_args(argv)
     out = args.out or DEFAULT_OUT_ROOT / args.checkpoint.resolve().name
     try:
-        manifest = export_web(args.checkpoint, out, force=args.force)
+        manifest = export_web(args.checkpoint, out, force=args.force, weights=args.weights)
     except (ExportError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,17 +1,20 @@
 """Watch Imagen draw: type a caption, see a 64 px image form from noise step by step, then a
 second diffusion model redraw it at 256 px. The layout only; the handlers are in imagen/web/.
 
-    python app.py                                   # http://127.0.0.1:7860
-                                                    # http://127.0.0.1:7860/browser: run in the browser
+    python app.py                                   # http://127.0.0.1:7860: the visitor's browser runs the
+                                                    # cascade (/browser) where it can, else the server does
+                                                    # http://127.0.0.1:7860/?mode=server: the server's page
     IMAGEN_CHECKPOINT=path/to/ckpt GRADIO_SERVER_PORT=8000 python app.py
 """
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from imagen.samplers import SAMPLERS
-from imagen.web.browser_mode import browser_routes
+from imagen.web.browser_mode import BrowserMode
 from imagen.web.handlers import ATTENTION_COST, GUIDANCE_COST, SWEEP_SCALES, ImagenDemo, guidance_info
 from imagen.web.inputs import MAX_SEED, CheckedBlocks
+from imagen.web.landing import LandingMiddleware
 from imagen.web.live_view import CSS as LIVE_CSS
 from imagen.web.live_view import live_html
 from imagen.web.serving import checkpoint_path, page_status
@@ -31,6 +34,8 @@ CSS = LIVE_CSS + """
 .gradio-container { padding-top: 6px !important; }
 #intro p { margin: 0 0 2px 0; font-size: 14px; }
 #intro h1 { margin: 0 0 2px 0; font-size: 24px; }
+#mode-line { display: block !important; margin: 0 0 4px 0; font-size: 14px; line-height: 1.4; }
+#mode-line * { display: inline !important; font-size: 14px !important; padding: 0 !important; margin: 0 !important; }
 #image-64 img, #image-256 img { width: 100%; height: 100%; object-fit: contain; }
 #image-64 img { image-rendering: pixelated; }
 """
@@ -45,9 +50,12 @@ with CheckedBlocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as d
         "# Imagen, step by step\n"
         "A small [Imagen](https://arxiv.org/abs/2205.11487): a frozen text encoder reads your caption, a diffusion "
         "model turns random noise into a 64 px image that matches it, and a second one redraws it at 256 px. "
-        "Watch each step: the noisy image **x_t**, and the clean image **x̂₀** the model predicts from it. "
-        "A class at once? [Run it in your own browser](/browser) instead.",
+        "Watch each step: the noisy image **x_t**, and the clean image **x̂₀** the model predicts from it.",
         elem_id="intro")
+    # HTML, not Markdown: Gradio opens Markdown's links in a new tab, and this one switches this tab's mode.
+    gr.HTML('<p id="mode-line">Running <b>on the server</b>: one picture at a time for everyone. A class at once? '
+            '<a id="to-browser" href="/browser?mode=browser" target="_self">Run it in your own browser</a>: it '
+            "downloads the models once, then draws with your computer's own cores.</p>", padding=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=380):
             prompt = gr.Textbox(label="Prompt", placeholder="red apple, twemoji style", max_lines=2,
@@ -162,5 +170,9 @@ with CheckedBlocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as d
 demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
 
 if __name__ == "__main__":
-    # /browser: the page whose visitor's browser runs the cascade (docs/browser-cascade.md)
-    demo.launch(css=CSS, max_file_size=MAX_UPLOAD, app_kwargs={"routes": browser_routes(checkpoint_path())})
+    # /browser: the page whose visitor's browser runs the cascade (docs/browser-cascade.md); / leads
+    # there whenever this server can offer it, unless the visitor picked the server (/?mode=server).
+    browser_mode = BrowserMode(checkpoint_path(), EXAMPLES)
+    demo.launch(css=CSS, max_file_size=MAX_UPLOAD,
+                app_kwargs={"routes": browser_mode.routes(),
+                            "middleware": [Middleware(LandingMiddleware, problems=browser_mode.problems)]})

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
                 try:
                     page = browser.new_page(viewport={"width": 1280, "height": 720})
-                    page.goto(app.url)
+                    page.goto(f"{app.url}?mode=server")  # the server's page: / may lead to /browser
                     page.wait_for_selector("#prompt textarea")
                     page.evaluate(RECORDER)
                     page.get_by_label("Randomize seed").uncheck()  # a fixed seed: the same work each run

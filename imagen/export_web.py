@@ -19,7 +19,8 @@ writes, into one folder (never committed; an export whose checkpoint has not cha
 Each U-Net graph is the pipeline's own call (`unet_forward`): the SR stage's low-res image is
 concatenated to x_t inside the graph, and a batch of 2B is a guided step (caption-free half first).
 The weights travel as float16 and are computed in float32 (`onnx_weights`, `--weights float16`, the
-default): lossless for the U-Nets, which ship in float16, and half the download. Needs the `onnx` package.
+default): lossless for the U-Nets, which ship in float16, and half the download. Needs the `onnx` package
+(requirements.txt) to export; a finished export serves without it.
 """
 
 from __future__ import annotations
@@ -257,7 +258,6 @@ def export_tokenizer(encoder: TextEncoder, folder: Path) -> list[Path]:
 def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = "float16") -> dict:
     """Export `checkpoint` into `out` and return the manifest; a current export is kept as it is.
     `weights`: float16 stores the ONNX files' weights in half the bytes (see onnx_weights), float32 as trained."""
-    require_onnx()
     if weights not in WEIGHTS:
         raise ExportError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     checkpoint, out = Path(checkpoint), Path(out)
@@ -265,9 +265,10 @@ def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = 
         raise CheckpointError(f"no pipeline checkpoint at {checkpoint} ({CONFIG_NAME} is missing); "
                               f"give --checkpoint a folder such as {DEFAULT_CHECKPOINT}")
     fingerprint = checkpoint_fingerprint(checkpoint, weights)
-    if not force and is_current(out, fingerprint):
+    if not force and is_current(out, fingerprint):  # a finished export serves without the onnx package
         print(f"{out} is up to date with {checkpoint} (--force exports again)")
         return json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    require_onnx()
 
     # 1. load the checkpoint as the app does, in float32 on the CPU
     pipe = ImagenPipeline.from_pretrained(checkpoint, device="cpu", dtype="float32")
@@ -325,6 +326,8 @@ def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = 
                          **graph_signature(out / "text_encoder.onnx")},
         "stages": stages,
         "defaults": json.loads(config.to_json())["defaults"],
+        # the drawing styles the page offers, and the one a caption that names none is drawn in
+        "styles": list(config.styles), "default_style": config.default_style,
         "files": {name: (out / name).stat().st_size for name in files},
     }
     atomic_write_text(out / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")

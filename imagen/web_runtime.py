@@ -114,6 +114,17 @@ class LazyRuntime:
         self._error: str | None = None
         self._failed_at = 0.0
 
+    def problem(self) -> str | None:
+        """Why the runtime cannot be had now, judged without running npm; None when it is installed or
+        npm can try (a failed try is remembered and said here for `retry_s`)."""
+        if installed(self.vendor_root) is not None:
+            return None
+        if self._error is not None and time.monotonic() - self._failed_at < self.retry_s:
+            return self._error
+        if shutil.which("npm") is None:
+            return f"npm is not installed, and the runtime ({ORT_PACKAGE}) is not in {runtime_folder(self.vendor_root)}"
+        return None
+
     def get(self) -> Runtime:
         if (found := installed(self.vendor_root)) is not None:
             return found

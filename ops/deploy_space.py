@@ -8,6 +8,11 @@ package, the shipped weights, requirements.txt, README.md (its front matter make
 the images README.md shows. Before anything is sent, README.md's front matter is checked against
 the repository (sdk, sdk_version against requirements.txt's gradio pin, app_file, python_version).
 
+The browser mode's runtime (onnxruntime-web, from npm: `python -m imagen.web_runtime`) is not tracked,
+and a Space has no npm to fetch it: when it is installed here, its three files go too, so the Space can
+send visitors to /browser; without it the listing says so and the Space serves its own page only.
+The ONNX export is not sent: the Space makes it from the shipped weights on the first /browser visit.
+
 The upload is one `HfApi.upload_folder` call from a temporary folder holding only those files. The
 Hub API stores binary and large files (the weights, the images) in LFS/Xet itself, which a plain
 `git push` of this repository cannot do: it has no LFS filters, and the Hub refuses binaries pushed
@@ -111,6 +116,13 @@ def select_files(root: Path = ROOT) -> list[str]:
         return any(fnmatchcase(f, p) for p in INCLUDE) or (fnmatchcase(f, SHOWN_ASSETS) and f in shown)
 
     return sorted(f for f in tracked_files(root) if wanted(f))
+
+
+def runtime_files(root: Path = ROOT) -> list[str]:
+    """The browser mode's runtime files as installed under `root` (web/vendor/...), or [] when it is not."""
+    from imagen.web_runtime import DEFAULT_VENDOR_ROOT, installed
+    found = installed(root / DEFAULT_VENDOR_ROOT)
+    return sorted(str(f.relative_to(root)) for f in found.folder.iterdir() if f.is_file()) if found else []
 
 
 def read_front_matter(text: str) -> dict:
@@ -274,7 +286,8 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
         # 1. what to send, and whether README.md describes the Space that will run it
         if not SPACE_ID.match(args.space):
             raise DeployError(f"--space {args.space!r}: expected USER/NAME")
-        files = select_files(root)
+        runtime = runtime_files(root)
+        files = select_files(root) + runtime
         meta = check_front_matter(root)
         if meta["app_file"] not in files:
             raise DeployError(f"app_file: {meta['app_file']} is not among the files selected for upload")
@@ -283,6 +296,9 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
         print(f"Space {args.space}: sdk gradio {meta['sdk_version']}, Python {meta['python_version']}, "
               f"app_file {meta['app_file']}\ncommit message: {message}\n")
         print(describe(plan(root, files)))
+        if not runtime:
+            print("note: the browser mode's runtime is not installed here, so the Space will serve its own page "
+                  "only; run `python -m imagen.web_runtime` first to send it along.")
         if args.dry_run:
             print("dry run: nothing was sent.")
             return 0

@@ -126,7 +126,7 @@ def projector_page(url: str) -> Iterator:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(url)
+            page.goto(f"{url}?mode=server")  # / itself leads to the browser mode where it can run
             page.wait_for_selector("#prompt textarea")
             yield page
         finally:

@@ -30,7 +30,7 @@ from ..web_runtime import ORT_FILES, LazyRuntime, RuntimeUnavailable
 from .serving import checkpoint_problem
 
 STATIC = Path(__file__).parent / "static"
-PAGE_FILES = {"browser.js", "sampler.js", "tokenizer.js"}
+PAGE_FILES = {"browser.js", "sampler.js", "tokenizer.js", "styles.js", "schedule_plot.js"}
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
              "Cross-Origin-Resource-Policy": "same-origin"}
 FOREVER = "public, max-age=31536000, immutable"  # URLs that name their content's version
@@ -63,6 +63,7 @@ class LazyExport:
         self._stamp: tuple | None = None
         self._error: str | None = None
         self._failed_at = 0.0
+        self._fingerprint: tuple[tuple, str] | None = None  # (checkpoint stamp, its fingerprint)
 
     def _checkpoint_stamp(self) -> tuple:
         """Cheap stand-in for the fingerprint: the checkpoint's files' names, sizes and times."""
@@ -88,6 +89,29 @@ class LazyExport:
                 raise RuntimeError(self._error) from e
             return self._manifest
 
+    def problem(self) -> str | None:
+        """Why there can be no export now, judged without making one; None when it is there or can be made."""
+        problem = checkpoint_problem(self.checkpoint)
+        if problem is not None:
+            return problem
+        if self._error is not None and time.monotonic() - self._failed_at < self.retry_s:
+            return self._error
+        if self._manifest is None or self._stamp != self._checkpoint_stamp():
+            from ..export_web import ExportError, require_onnx
+            try:
+                require_onnx()
+            except ExportError as e:
+                if not self._current_on_disk():  # a finished export of this checkpoint serves without onnx
+                    return str(e)
+        return None
+
+    def _current_on_disk(self) -> bool:
+        from ..export_web import checkpoint_fingerprint, is_current
+        stamp = self._checkpoint_stamp()
+        if self._fingerprint is None or self._fingerprint[0] != stamp:  # hashing the weights: once per change
+            self._fingerprint = (stamp, checkpoint_fingerprint(self.checkpoint))
+        return is_current(self.out, self._fingerprint[1])
+
     def _export(self) -> dict:
         problem = checkpoint_problem(self.checkpoint)
         if problem is not None:
@@ -107,10 +131,29 @@ def _file(path: Path, cache: str) -> FileResponse:
                         media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
 
-def browser_router(checkpoint: Path) -> APIRouter:
-    """The /browser routes for the demo serving `checkpoint`."""
-    runtime = LazyRuntime(vendor_root())
-    export = LazyExport(checkpoint, models_folder(checkpoint))
+class BrowserMode:
+    """The browser mode of the demo serving `checkpoint`: its routes, and whether it can be offered now
+    (what the landing page, imagen/web/landing.py, asks before sending a visitor to /browser).
+    `examples`: the captions the page offers to click, as the server's page does."""
+
+    def __init__(self, checkpoint: Path, examples: list[str] | tuple[str, ...] = ()):
+        self.checkpoint, self.examples = Path(checkpoint), list(examples)
+        self.runtime = LazyRuntime(vendor_root())
+        self.export = LazyExport(checkpoint, models_folder(checkpoint))
+
+    def problems(self) -> list[str]:
+        """Why /browser cannot run here now, judged cheaply (no npm run, no export made): [] when it can."""
+        return [p for p in (self.runtime.problem(), self.export.problem()) if p]
+
+    def routes(self) -> list[BaseRoute]:
+        """The /browser routes, for FastAPI(routes=...): Gradio's launch(app_kwargs={"routes": ...}) puts
+        them ahead of its own (its catch-alls included) before the server takes its first request."""
+        return browser_router(self).routes
+
+
+def browser_router(mode: BrowserMode) -> APIRouter:
+    """The /browser routes of `mode`."""
+    runtime, export = mode.runtime, mode.export
     router = APIRouter()
 
     @router.get("/browser", include_in_schema=False)
@@ -126,7 +169,7 @@ def browser_router(checkpoint: Path) -> APIRouter:
 
     @router.get("/browser/setup.json", include_in_schema=False)
     def setup() -> JSONResponse:
-        answer: dict = {"problems": []}
+        answer: dict = {"problems": [], "examples": mode.examples}
         try:
             found = runtime.get()
             answer["runtime"] = {"url": f"/browser/vendor/{found.url_name}/",
@@ -164,7 +207,6 @@ def runtime_folder_name(runtime: LazyRuntime) -> str:
     return runtime_folder(runtime.vendor_root).name
 
 
-def browser_routes(checkpoint: Path) -> list[BaseRoute]:
-    """The /browser routes, for FastAPI(routes=...): Gradio's launch(app_kwargs={"routes": ...}) puts
-    them ahead of its own (its catch-alls included) before the server takes its first request."""
-    return browser_router(checkpoint).routes
+def browser_routes(checkpoint: Path, examples: list[str] | tuple[str, ...] = ()) -> list[BaseRoute]:
+    """The /browser routes for the demo serving `checkpoint` (BrowserMode(...).routes())."""
+    return BrowserMode(checkpoint, examples).routes()

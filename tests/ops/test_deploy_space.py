@@ -12,7 +12,7 @@ import huggingface_hub
 import pytest
 
 from ops import deploy_space
-from ops.deploy_space import DeployError, check_front_matter, main, readme_images, select_files
+from ops.deploy_space import DeployError, check_front_matter, main, readme_images, runtime_files, select_files
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ["checkpoints/emoji/base/diffusion_pytorch_model.safetensors",
@@ -22,6 +22,12 @@ WEIGHTS = ["checkpoints/emoji/base/diffusion_pytorch_model.safetensors",
 @pytest.fixture(scope="module")
 def selected() -> list[str]:
     return select_files(ROOT)
+
+
+@pytest.fixture(scope="module")
+def sent(selected) -> list[str]:
+    """What main sends: the tracked selection, and the browser mode's runtime where it is installed."""
+    return selected + runtime_files(ROOT)
 
 
 @pytest.fixture
@@ -129,18 +135,18 @@ def test_other_fields_are_named(tmp_path):
         check_front_matter(root)
 
 
-def test_the_dry_run_lists_the_files_the_total_and_the_weights_as_lfs(capsys, no_hub, monkeypatch, selected):
+def test_the_dry_run_lists_the_files_the_total_and_the_weights_as_lfs(capsys, no_hub, monkeypatch, sent):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     assert main(["--space", "someone/imagen", "--dry-run"]) == 0
     out = capsys.readouterr().out
     rows = listed(out)
-    assert list(rows) == selected
+    assert list(rows) == sent
     for f in WEIGHTS:
         storage, reasons = rows[f]
         assert storage == "LFS/Xet" and "binary" in reasons and "over 10 MiB" in reasons
     assert rows["app.py"] == ("git", "") and rows["README.md"] == ("git", "")
     total = next(line for line in out.splitlines() if line.startswith("total:"))
-    assert f"{len(selected)} files" in total and " MB" in total
+    assert f"{len(sent)} files" in total and " MB" in total
     assert "LFS/Xet rule:" in out and "dry run: nothing was sent." in out
 
 
@@ -179,12 +185,12 @@ def fake_hub(monkeypatch):
     return FakeHub
 
 
-def test_the_upload_creates_a_gradio_space_and_sends_exactly_the_selection(fake_hub, capsys, selected):
+def test_the_upload_creates_a_gradio_space_and_sends_exactly_the_selection(fake_hub, capsys, sent):
     assert main(["--space", "someone/imagen", "--token", "hf_test"]) == 0
     (_, token), (_, space, create), (_, held, upload) = fake_hub.calls
     assert token == "hf_test" and space == "someone/imagen"
     assert create["repo_type"] == "space" and create["space_sdk"] == "gradio" and create["exist_ok"]
-    assert held == selected
+    assert held == sent
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     assert upload["repo_id"] == "someone/imagen" and upload["repo_type"] == "space"
     assert upload["commit_message"].startswith(f"Deploy {head.strip()}")
@@ -207,3 +213,15 @@ def test_a_network_failure_is_one_line(fake_hub, capsys):
         assert main(["--space", "someone/imagen", "--token", "hf_test"]) == 1
         err = capsys.readouterr().err
         assert err.startswith("error: the upload to the Space someone/imagen failed") and err.count("\n") == 1
+
+
+def test_the_browser_modes_runtime_goes_along_when_it_is_installed(tmp_path):
+    from imagen.web_runtime import ORT_FILES, runtime_folder
+    assert runtime_files(tmp_path) == []  # not installed: nothing to send (the dry run says so)
+    folder = runtime_folder(tmp_path / "web" / "vendor")
+    folder.mkdir(parents=True)
+    for name in ORT_FILES[:-1]:
+        (folder / Path(name).name).write_bytes(b"x")
+    assert runtime_files(tmp_path) == []  # half a runtime is none
+    (folder / Path(ORT_FILES[-1]).name).write_bytes(b"\0asm")
+    assert runtime_files(tmp_path) == sorted(f"web/vendor/{folder.name}/{Path(n).name}" for n in ORT_FILES)

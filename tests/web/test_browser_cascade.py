@@ -100,7 +100,8 @@ def test_the_page_draws_the_python_pipelines_images_and_keeps_the_models(server,
             page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{server.url}browser")
+            page.goto(server.url)  # the site's front page leads here: this server can offer the browser mode
+            assert page.url == f"{server.url}browser"
             assert page.evaluate("() => window.imagenBrowser.ready") is True, page.inner_text("#fallback")
             first = page.evaluate("() => window.imagenBrowser")
             # Cross-origin isolated, so WebAssembly runs with threads; everything came over the network once.
@@ -125,6 +126,13 @@ def test_the_page_draws_the_python_pipelines_images_and_keeps_the_models(server,
             assert drawn_256.shape == (256, 256, 3) and drawn_256.std() > 10  # a picture, not a blank canvas
             assert diff_256.mean() < MAX_MEAN_DIFF_256
             assert "256 px in" in page.inner_text("#timings")
+            # The schedule plots, as the server's page draws them: each stage's visited steps, the last marked.
+            assert page.locator("#schedules svg.schedule").count() == 2
+            assert page.locator("#schedules .visited").count() == len(timings["steps"])
+            assert page.locator("#schedules .now").count() == 1 and "σ =" in page.inner_text("#step")
+            page.locator("#replay").fill("0")  # the first step again: its stage's marker, every step still dotted
+            assert "step 1 of" in page.inner_text("#step") and page.locator("#schedules .visited").count() == len(
+                timings["steps"])
             if os.environ.get("IMAGEN_SCREENSHOT"):
                 page.screenshot(path=os.environ["IMAGEN_SCREENSHOT"])
 
@@ -135,6 +143,26 @@ def test_the_page_draws_the_python_pipelines_images_and_keeps_the_models(server,
             second = again.evaluate("() => window.imagenBrowser.download")
             assert second["fetched"] == 0 and second["cached"] == first["download"]["total"]
             assert "from this browser's cache" in again.inner_text("#status")
+            # The prompt box as on the server's page: the style picked is added, replaced or removed there.
+            assert again.locator("input[name=style]:checked").get_attribute("value") == "as typed"
+            again.locator("#prompt").fill("penguin")
+            again.locator("input[name=style][value='twemoji style']").check()
+            assert again.locator("#prompt").input_value() == "penguin, twemoji style"
+            again.locator("input[name=style][value='as typed']").check()
+            assert again.locator("#prompt").input_value() == "penguin"
+            again.locator("#examples button", has_text="blue banana").click()
+            assert again.locator("#prompt").input_value() == "blue banana"
+
+            # Picking the server is remembered: the front page stays the server's until the browser is picked.
+            again.locator("#to-server").click()
+            again.wait_for_selector("#prompt textarea")
+            again.goto(server.url)
+            again.wait_for_selector("#prompt textarea")
+            assert "/browser" not in again.url
+            again.locator("#to-browser").click()
+            again.wait_for_url(f"{server.url}browser?mode=browser")
+            again.goto(server.url)
+            assert again.url == f"{server.url}browser"
             assert not errors, errors
         finally:
             browser.close()

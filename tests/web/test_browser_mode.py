@@ -11,13 +11,17 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.middleware import Middleware
 
-from imagen.web.browser_mode import FOREVER, ISOLATION, browser_routes
+from imagen.web.browser_mode import FOREVER, ISOLATION, BrowserMode, browser_routes
+from imagen.web.landing import COOKIE, LandingMiddleware
 from imagen.web_runtime import ORT_FILES, RuntimeUnavailable, install, runtime_folder
 from tests.tiny import make_tiny_pipeline
 
 
-def client(checkpoint: Path, tmp_path: Path, monkeypatch, runtime: bool) -> TestClient:
+def client(checkpoint: Path, tmp_path: Path, monkeypatch, runtime: bool, landing: bool = False) -> TestClient:
+    """The /browser routes in front of a stand-in for Gradio's; with `landing`, behind the landing
+    middleware, as app.py launches them."""
     vendor = tmp_path / "vendor"
     if runtime:  # stand-in files where the installer would put them: this test serves, it does not run them
         folder = runtime_folder(vendor)
@@ -27,7 +31,11 @@ def client(checkpoint: Path, tmp_path: Path, monkeypatch, runtime: bool) -> Test
     monkeypatch.setenv("IMAGEN_WEB_VENDOR", str(vendor))
     monkeypatch.setenv("IMAGEN_WEB_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("PATH", str(tmp_path / "no-npm-here"))  # the installer must not reach a registry
-    app = FastAPI(routes=browser_routes(checkpoint))  # as app.py hands them to Gradio's launch
+    if landing:
+        mode = BrowserMode(checkpoint, ["blue banana"])
+        app = FastAPI(routes=mode.routes(), middleware=[Middleware(LandingMiddleware, problems=mode.problems)])
+    else:
+        app = FastAPI(routes=browser_routes(checkpoint))  # as app.py hands them to Gradio's launch
 
     @app.get("/{path:path}")
     def catch_all(path: str) -> str:  # as Gradio's own routes would: /browser must come first
@@ -93,3 +101,32 @@ def test_the_installer_refuses_a_tarball_that_is_not_the_pinned_one(tmp_path):
     with pytest.raises(RuntimeUnavailable, match="does not match the pinned"):
         install(tmp_path / "vendor", npm=str(npm))
     assert not runtime_folder(tmp_path / "vendor").exists()
+
+
+def test_visitors_land_on_the_browser_mode_where_it_can_run_unless_they_pick_the_server(tmp_path, monkeypatch,
+                                                                                         text_encoder):
+    checkpoint = tmp_path / "tiny"
+    make_tiny_pipeline(text_encoder).save_pretrained(checkpoint)
+    c = client(checkpoint, tmp_path, monkeypatch, runtime=True, landing=True)
+    landing = c.get("/", follow_redirects=False)
+    assert landing.status_code == 307 and landing.headers["location"] == "/browser"
+    assert not (tmp_path / "models").exists()  # deciding is cheap: nothing was exported to decide it
+    assert c.get("/browser/setup.json").json()["examples"] == ["blue banana"]
+
+    # Picking the server is remembered; picking the browser again forgets it.
+    picked = c.get("/?mode=server", follow_redirects=False)
+    assert picked.text == '"gradio"' and f"{COOKIE}=server" in picked.headers["set-cookie"]
+    assert c.get("/", follow_redirects=False).text == '"gradio"'
+    assert c.get("/?__theme=dark", follow_redirects=False).text == '"gradio"'
+    back = c.get("/browser?mode=browser", follow_redirects=False)
+    assert back.status_code == 200 and "Max-Age=0" in back.headers["set-cookie"]
+    assert c.get("/", follow_redirects=False).status_code == 307
+
+    # Only a plain GET of / is sent on: Gradio's API, its other pages and other methods pass untouched.
+    assert c.get("/config", follow_redirects=False).text == '"gradio"'
+    assert c.post("/", follow_redirects=False).status_code == 405
+
+
+def test_without_the_browser_mode_visitors_stay_on_the_servers_page(tmp_path, monkeypatch):
+    c = client(tmp_path / "no-checkpoint", tmp_path, monkeypatch, runtime=False, landing=True)
+    assert c.get("/", follow_redirects=False).text == '"gradio"'  # no npm, no runtime, no weights

@@ -6,6 +6,8 @@
 // the last run's timings, and how the runtime runs (threads, cross-origin isolation).
 
 import { SAMPLERS, cascade, makeRandn } from "./sampler.js";
+import { noiseLevel, scheduleCurve, scheduleSvg } from "./schedule_plot.js";
+import { restyle, styleControl, withStyle } from "./styles.js";
 import { WordPieceTokenizer } from "./tokenizer.js";
 
 const $ = (id) => document.getElementById(id);
@@ -13,6 +15,7 @@ const CACHE_NAME = "imagen-browser-v1";
 const MAX_THREADS = 8;
 const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+const STAGE_TITLES = { base: "Base stage (64 px)", sr: "Super-resolution stage (256 px)" }; // as imagen/web/status.py
 
 const handle = { ready: null, run: null, timings: null, threads: 1, isolated: false, download: null, problems: [] };
 window.imagenBrowser = handle;
@@ -31,7 +34,7 @@ function unavailable(reasons) {
   const p = document.createElement("p");
   p.textContent = `The cascade cannot run in this browser now. ${reasons.join(" ")}`;
   const a = document.createElement("a");
-  a.href = "/";
+  a.href = "/?mode=server";
   a.textContent = "Run it on the server instead";
   box.append(p, a);
   say("Browser mode is unavailable: see above.", true);
@@ -190,6 +193,38 @@ function settingsFromControls(defaults) {
   };
 }
 
+/** The drawing-style radios (as the server's page offers them) and the clickable examples. */
+function setUpPrompt(manifest, examples) {
+  const styles = manifest.styles ?? [];
+  const control = styleControl(styles, manifest.default_style);
+  if (styles.length) {
+    $("style-label").textContent = control.label;
+    for (const choice of control.choices) {
+      const label = document.createElement("label"), radio = document.createElement("input");
+      Object.assign(radio, { type: "radio", name: "style", value: choice, checked: choice === control.value });
+      // Picking a style rewrites the prompt's trailing style at once, so the caption read is on screen.
+      radio.addEventListener("change", () => { $("prompt").value = restyle($("prompt").value, choice, styles); });
+      label.append(radio, choice.replace(/ style$/, ""));
+      $("style").append(label);
+    }
+    $("style").hidden = false;
+  }
+  for (const example of examples) {
+    const button = document.createElement("button");
+    button.textContent = example;
+    button.className = "example";
+    button.addEventListener("click", () => { $("prompt").value = example; $("prompt").focus(); });
+    $("examples").append(button);
+  }
+  $("examples").hidden = !examples.length;
+  /** The prompt box's caption with the picked style added, written back to the box. */
+  return () => {
+    const picked = document.querySelector("input[name=style]:checked")?.value;
+    $("prompt").value = withStyle($("prompt").value, picked, styles);
+    return $("prompt").value;
+  };
+}
+
 function setUpControls(defaults, hasSR) {
   for (const name of SAMPLERS) $("sampler").add(new Option(name, name, false, name === defaults.sampler));
   $("guidance").value = defaults.guidance_scale;
@@ -259,6 +294,9 @@ async function boot() {
                             { base: json("schedule_base.json"), sr: manifest.stages.sr ? json("schedule_sr.json") : null });
   const defaults = manifest.defaults;
   setUpControls(defaults, Boolean(manifest.stages.sr));
+  const captionToRun = setUpPrompt(manifest, setup.examples ?? []);
+  const curves = Object.fromEntries(Object.entries(model.schedules).filter(([, v]) => v)
+    .map(([stage, v]) => [stage, { alphaBar: v.alpha_bar, curve: scheduleCurve(v.alpha_bar) }]));
 
   const d = handle.download;
   const where = d.fetched ? `downloaded ${mb(d.fetched)}` + (d.cached ? `, ${mb(d.cached)} from this browser's cache` : "")
@@ -269,16 +307,26 @@ async function boot() {
   say(ready);
 
   let frames = [];
-  const showFrame = (f) => {
+  /** A step's images and the schedule plots: the steps visited so far (all of them when replaying) and this one. */
+  const showFrame = (f, visited) => {
     paint($("x-t"), f.x_t);
     paint($("x0"), f.x0);
     $("step").textContent = f.label;
+    $("schedules").innerHTML = Object.entries(curves).map(([stage, { curve }]) => scheduleSvg(
+      curve, visited.filter((v) => v.stage === stage), f.stage === stage ? f : null, STAGE_TITLES[stage])).join("");
   };
-  $("replay").addEventListener("input", () => frames.length && showFrame(frames[Number($("replay").value)]));
+  showFrame({ x_t: new ImageData(64, 64), x0: new ImageData(64, 64), label: "", stage: null }, []);
+  $("replay").addEventListener("input", () => frames.length && showFrame(frames[Number($("replay").value)], frames));
 
   /** One run: options {prompt, seed, settings (overrides), noise: one Float32Array per image, used in order}. */
   handle.run = async (opts = {}) => {
-    const prompt = opts.prompt ?? $("prompt").value;
+    // The page's own runs add the picked style in the prompt box; a caller's prompt is drawn as sent.
+    const prompt = opts.prompt ?? captionToRun();
+    if (!prompt.trim()) {
+      say("Type a prompt first (or click an example).", true);
+      return null;
+    }
+    $("prompt").value = prompt; // the caption being drawn is the one on screen
     const seed = opts.seed ?? ($("randomize").checked ? Math.floor(Math.random() * 2 ** 31) : Number($("seed").value));
     $("seed").value = seed;
     const settings = { ...settingsFromControls(defaults), ...(opts.settings ?? {}) };
@@ -301,10 +349,13 @@ async function boot() {
           await nextFrame();
           timings.image64 = (performance.now() - t0) / 1000;
         }
-        const frame = { x_t: toImageData(step.x_t, size), x0: toImageData(step.x0_pred, size),
-                        label: `${step.stage === "base" ? "64 px" : "256 px"} stage: step ${step.index + 1} of ${step.total} (t = ${step.timestep})` };
+        const sigma = noiseLevel(curves[step.stage].alphaBar, step.timestep);
+        const frame = { x_t: toImageData(step.x_t, size), x0: toImageData(step.x0_pred, size), stage: step.stage,
+                        t: step.timestep, sigma, index: step.index,
+                        label: `${STAGE_TITLES[step.stage]}: step ${step.index + 1} of ${step.total}, `
+                               + `timestep ${step.timestep}, noise level σ = ${sigma.toFixed(2)}` };
         frames.push(frame);
-        showFrame(frame);
+        showFrame(frame, frames);
         await nextFrame(); // let the browser paint this step before computing the next
         timings.steps.push((performance.now() - t0) / 1000);
         last = step;

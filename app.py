@@ -32,10 +32,12 @@ EXAMPLES = [  # everyday phrasing and colours the data never showed on that obje
 # Laid out for a 1280x720 projector: the controls and the live view share the first screen.
 CSS = LIVE_CSS + """
 .gradio-container { padding-top: 6px !important; }
-#intro p { margin: 0 0 2px 0; font-size: 14px; }
-#intro h1 { margin: 0 0 2px 0; font-size: 24px; }
-#mode-line { display: block !important; margin: 0 0 4px 0; font-size: 14px; line-height: 1.4; }
-#mode-line * { display: inline !important; font-size: 14px !important; padding: 0 !important; margin: 0 !important; }
+#intro p { margin: 0 0 2px 0; font-size: 14px; line-height: 1.35; }
+#intro, #intro > * { padding-top: 0 !important; margin-top: 0 !important; }
+#intro h1 { margin: 0; font-size: 24px; font-weight: 700; line-height: 1.15; }
+#intro a { padding: 0 !important; margin: 0 !important; display: inline !important; }
+#title-row { display: flex; align-items: baseline; justify-content: space-between; gap: 16px; flex-wrap: wrap; }
+#mode-line { background: #fff7ed; border-left: 4px solid #f97316; padding: 1px 8px; }
 #image-64 img, #image-256 img { width: 100%; height: 100%; object-fit: contain; }
 #image-64 img { image-rendering: pixelated; }
 """
@@ -46,16 +48,17 @@ DEFAULTS, LIMITS = backend.defaults, backend.limits
 # Only the guidance sweep and the /generate API write images to Gradio's cache (the page's own
 # frames are inline): sweep out those older than an hour, hourly.
 with CheckedBlocks(title="Imagen, step by step", delete_cache=(3600, 3600)) as demo:
-    gr.Markdown(
-        "# Imagen, step by step\n"
-        "A small [Imagen](https://arxiv.org/abs/2205.11487): a frozen text encoder reads your caption, a diffusion "
-        "model turns random noise into a 64 px image that matches it, and a second one redraws it at 256 px. "
-        "Watch each step: the noisy image **x_t**, and the clean image **x̂₀** the model predicts from it.",
-        elem_id="intro")
-    # HTML, not Markdown: Gradio opens Markdown's links in a new tab, and this one switches this tab's mode.
-    gr.HTML('<p id="mode-line">Running <b>on the server</b>: one picture at a time for everyone. A class at once? '
-            '<a id="to-browser" href="/browser?mode=browser" target="_self">Run it in your own browser</a>: it '
-            "downloads the models once, then draws with your computer's own cores.</p>", padding=False)
+    # One HTML block (the title, the mode it runs in, what it is): Gradio opens Markdown's links in a new
+    # tab, and the mode link switches this one; and one block keeps the controls on the first screen.
+    gr.HTML(
+        '<div id="title-row"><h1>Imagen, step by step</h1><p id="mode-line">Running <b>on the server</b>, one '
+        'picture at a time for everyone. A class at once? <a id="to-browser" href="/browser?mode=browser" '
+        'target="_self">Run it in your own browser</a></p></div>'
+        '<p>A small <a href="https://arxiv.org/abs/2205.11487" target="_blank" rel="noopener">Imagen</a>: a frozen '
+        "text encoder reads your caption, a diffusion model turns random noise into a 64 px image that matches it, "
+        "and a second one redraws it at 256 px. Watch each step: the noisy image <b>x_t</b>, and the clean image "
+        "<b>x̂₀</b> the model predicts from it.</p>",
+        elem_id="intro", padding=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=380):
             prompt = gr.Textbox(label="Prompt", placeholder="red apple, twemoji style", max_lines=2,

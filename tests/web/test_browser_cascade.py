@@ -143,6 +143,17 @@ def test_the_page_draws_the_python_pipelines_images_and_keeps_the_models(server,
             second = again.evaluate("() => window.imagenBrowser.download")
             assert second["fetched"] == 0 and second["cached"] == first["download"]["total"]
             assert "from this browser's cache" in again.inner_text("#status")
+            # Bad input is said on the page, and nothing runs.
+            again.locator("#prompt").fill("   ")
+            again.locator("#generate").click()
+            assert "Type a prompt first" in again.inner_text("#status")
+            again.locator("#prompt").fill("penguin")
+            again.locator("#randomize").uncheck()
+            again.locator("#seed").fill("-3")
+            again.locator("#generate").click()
+            assert "The seed must be a whole number" in again.inner_text("#status")
+            assert again.evaluate("() => window.imagenBrowser.timings") is None  # no run happened in this page
+
             # The prompt box as on the server's page: the style picked is added, replaced or removed there.
             assert again.locator("input[name=style]:checked").get_attribute("value") == "as typed"
             again.locator("#prompt").fill("penguin")

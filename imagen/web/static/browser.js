@@ -13,6 +13,7 @@ import { WordPieceTokenizer } from "./tokenizer.js";
 const $ = (id) => document.getElementById(id);
 const CACHE_NAME = "imagen-browser-v1";
 const MAX_THREADS = 8;
+const MAX_SEED = 2 ** 31 - 1; // as imagen/web/inputs.py's MAX_SEED and the page's seed box
 const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
 const STAGE_TITLES = { base: "Base stage (64 px)", sr: "Super-resolution stage (256 px)" }; // as imagen/web/status.py
@@ -328,6 +329,10 @@ async function boot() {
     }
     $("prompt").value = prompt; // the caption being drawn is the one on screen
     const seed = opts.seed ?? ($("randomize").checked ? Math.floor(Math.random() * 2 ** 31) : Number($("seed").value));
+    if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) { // a typed seed the server would refuse too
+      say(`The seed must be a whole number from 0 to ${MAX_SEED}, not "${$("seed").value}".`, true);
+      return null;
+    }
     $("seed").value = seed;
     const settings = { ...settingsFromControls(defaults), ...(opts.settings ?? {}) };
     let randn = makeRandn(seed);

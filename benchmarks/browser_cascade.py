@@ -31,7 +31,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.browser_latency import CHROMIUM, CHROMIUM_ARGS, PROMPTS  # noqa: E402  (the same browser and prompts)
-from tests.local_server import start_app  # noqa: E402
+from tests.local_server import served  # noqa: E402
 
 IDLE_S = 20
 START_RUN = "(prompt) => { window.classRun = window.imagenBrowser.run({prompt, seed: 1}); }"  # not awaited
@@ -99,74 +98,66 @@ def main(argv: list[str] | None = None) -> None:
     pipe = ImagenPipeline.from_pretrained(args.checkpoint.resolve())
     in_process_run(pipe, "warm-up", 0)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        app = start_app(args.checkpoint.resolve(), Path(tmp))
-        try:
+    with served(args.checkpoint.resolve()) as app:
+        start = time.perf_counter()
+        with urllib.request.urlopen(f"{app.url}browser/setup.json", timeout=600) as r:
+            setup = json.load(r)
+        if not setup["ok"]:
+            sys.exit("; ".join(setup["problems"]))
+        sizes = setup["models"]["manifest"]["files"]
+        print(json.dumps({"setup": {"first_setup_s": round(time.perf_counter() - start, 2),
+                                    "model_mb": round(sum(sizes.values()) / 1e6, 1),
+                                    "runtime_mb": round(sum(setup["runtime"]["files"].values()) / 1e6, 1)}}),
+              flush=True)
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
-                app.wait(timeout=180)
-            except RuntimeError as e:
-                sys.exit(str(e))
-            start = time.perf_counter()
-            with urllib.request.urlopen(f"{app.url}browser/setup.json", timeout=600) as r:
-                setup = json.load(r)
-            if not setup["ok"]:
-                sys.exit("; ".join(setup["problems"]))
-            sizes = setup["models"]["manifest"]["files"]
-            print(json.dumps({"setup": {"first_setup_s": round(time.perf_counter() - start, 2),
-                                        "model_mb": round(sum(sizes.values()) / 1e6, 1),
-                                        "runtime_mb": round(sum(setup["runtime"]["files"].values()) / 1e6, 1)}}),
-                  flush=True)
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                first = open_page(context, app.url)
+                first["page"].close()
+                second = open_page(context, app.url)
+                page = second.pop("page")
+                first.pop("page")
+                print(json.dumps({"visits": {"first": first, "second": second}}), flush=True)
 
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-                try:
-                    context = browser.new_context(viewport={"width": 1280, "height": 900})
-                    first = open_page(context, app.url)
-                    first["page"].close()
-                    second = open_page(context, app.url)
-                    page = second.pop("page")
-                    first.pop("page")
-                    print(json.dumps({"visits": {"first": first, "second": second}}), flush=True)
+                browser_run(page, "warm-up")
+                records = []
+                for r in range(args.runs):
+                    prompt = PROMPTS[r % len(PROMPTS)] + f" {r}"
+                    server = in_process_run(pipe, prompt + " (in-process)", 0)
+                    page_t = browser_run(page, prompt)
+                    records.append({"browser_64_s": page_t["image64"], "browser_256_s": page_t["image256"],
+                                    "in_process_64_s": server["image64"], "in_process_256_s": server["image256"],
+                                    "ratio_64": page_t["image64"] / server["image64"],
+                                    "ratio_256": page_t["image256"] / server["image256"]})
+                median = {k: round(statistics.median(r[k] for r in records), 2) for k in records[0]}
+                print(json.dumps({"cascade": {**median, "runs": len(records), "threads": second["threads"],
+                                              "ratios_256": [round(r["ratio_256"], 2) for r in records]}}),
+                      flush=True)
+                context.close()
 
-                    browser_run(page, "warm-up")
-                    records = []
-                    for r in range(args.runs):
-                        prompt = PROMPTS[r % len(PROMPTS)] + f" {r}"
-                        server = in_process_run(pipe, prompt + " (in-process)", 0)
-                        page_t = browser_run(page, prompt)
-                        records.append({"browser_64_s": page_t["image64"], "browser_256_s": page_t["image256"],
-                                        "in_process_64_s": server["image64"], "in_process_256_s": server["image256"],
-                                        "ratio_64": page_t["image64"] / server["image64"],
-                                        "ratio_256": page_t["image256"] / server["image256"]})
-                    median = {k: round(statistics.median(r[k] for r in records), 2) for k in records[0]}
-                    print(json.dumps({"cascade": {**median, "runs": len(records), "threads": second["threads"],
-                                                  "ratios_256": [round(r["ratio_256"], 2) for r in records]}}),
-                          flush=True)
-                    context.close()
-
-                    if args.class_size:
-                        # Gradio's server costs CPU even when nobody asks it anything: measure that first.
-                        idle0 = server_cpu_s(app.proc.pid)
-                        time.sleep(IDLE_S)
-                        idle_per_s = (server_cpu_s(app.proc.pid) - idle0) / IDLE_S
-                        cpu0 = server_cpu_s(app.proc.pid)
-                        wall0 = time.perf_counter()
-                        pages = [open_page(browser.new_context(), app.url)["page"] for _ in range(args.class_size)]
-                        loaded_cpu = server_cpu_s(app.proc.pid) - cpu0
-                        for i, pg in enumerate(pages):  # started in every page, awaited after
-                            pg.evaluate(START_RUN, PROMPTS[i % len(PROMPTS)])
-                        finals = [pg.evaluate("() => window.classRun")["image256"] for pg in pages]
-                        wall = time.perf_counter() - wall0
-                        print(json.dumps({"class": {
-                            "pages": args.class_size, "wall_s": round(wall, 1),
-                            "server_cpu_s": round(server_cpu_s(app.proc.pid) - cpu0, 2),
-                            "server_idle_cpu_s_same_wall": round(idle_per_s * wall, 2),
-                            "server_cpu_s_serving_files": round(loaded_cpu, 2),
-                            "page_256_s": sorted(round(f, 1) for f in finals)}}), flush=True)
-                finally:
-                    browser.close()
-        finally:
-            app.stop()
+                if args.class_size:
+                    # Gradio's server costs CPU even when nobody asks it anything: measure that first.
+                    idle0 = server_cpu_s(app.proc.pid)
+                    time.sleep(IDLE_S)
+                    idle_per_s = (server_cpu_s(app.proc.pid) - idle0) / IDLE_S
+                    cpu0 = server_cpu_s(app.proc.pid)
+                    wall0 = time.perf_counter()
+                    pages = [open_page(browser.new_context(), app.url)["page"] for _ in range(args.class_size)]
+                    loaded_cpu = server_cpu_s(app.proc.pid) - cpu0
+                    for i, pg in enumerate(pages):  # started in every page, awaited after
+                        pg.evaluate(START_RUN, PROMPTS[i % len(PROMPTS)])
+                    finals = [pg.evaluate("() => window.classRun")["image256"] for pg in pages]
+                    wall = time.perf_counter() - wall0
+                    print(json.dumps({"class": {
+                        "pages": args.class_size, "wall_s": round(wall, 1),
+                        "server_cpu_s": round(server_cpu_s(app.proc.pid) - cpu0, 2),
+                        "server_idle_cpu_s_same_wall": round(idle_per_s * wall, 2),
+                        "server_cpu_s_serving_files": round(loaded_cpu, 2),
+                        "page_256_s": sorted(round(f, 1) for f in finals)}}), flush=True)
+            finally:
+                browser.close()
 
 
 if __name__ == "__main__":

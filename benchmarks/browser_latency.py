@@ -24,7 +24,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from gradio_client import Client  # noqa: E402
 
 from imagen.config import Settings  # noqa: E402
 from imagen.web.serving import read_defaults  # noqa: E402
-from tests.local_server import start_app  # noqa: E402
+from tests.local_server import served  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -135,47 +134,39 @@ def main(argv: list[str] | None = None) -> None:
     pipe = ImagenPipeline.from_pretrained(args.checkpoint.resolve())
     in_process_run(pipe, "warm-up", 0)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        app = start_app(args.checkpoint.resolve(), Path(tmp), **dict(kv.split("=", 1) for kv in args.server_env))
-        try:
+    with served(args.checkpoint.resolve(), **dict(kv.split("=", 1) for kv in args.server_env)) as app:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
-                app.wait(timeout=180)
-            except RuntimeError as e:
-                sys.exit(str(e))
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-                try:
-                    page = browser.new_page(viewport={"width": 1280, "height": 720})
-                    page.goto(f"{app.url}?mode=server")  # the server's page: / may lead to /browser
-                    page.wait_for_selector("#prompt textarea")
-                    page.evaluate(RECORDER)
-                    page.get_by_label("Randomize seed").uncheck()  # a fixed seed: the same work each run
-                    warm = browser_run(page, "warm-up")  # loads the pipeline: the first visitor's wait
-                    client = Client(app.url, verbose=False)
-                    client_run(client, "warm-up", defaults)
-                    records = []
-                    for r in range(args.runs):
-                        prompt = PROMPTS[r % len(PROMPTS)] + f" {r}"
-                        model_s = in_process_run(pipe, prompt + " (in-process)", 0)
-                        client_s = client_run(client, prompt + " (client)", defaults)
-                        records.append({**browser_run(page, prompt), "in_process_s": model_s, "client_s": client_s})
-                        records[-1]["ratio"] = records[-1]["final_s"] / model_s
-                    median = {k: round(statistics.median(r[k] for r in records), 3) for k in records[0]}
-                    print(json.dumps({"browser": {**median, "first_request_s": round(warm["final_s"], 2),
-                                                  "runs": len(records), "ratios": [round(r["ratio"], 2)
-                                                                                   for r in records]}}), flush=True)
-                    if args.soak:
-                        cache = Path(tmp) / "gradio"
-                        before = {"rss_mb": rss_mb(app.proc.pid), "cache_files": cache_files(cache)}
-                        soak = [browser_run(page, PROMPTS[r % len(PROMPTS)]) for r in range(args.soak)]
-                        print(json.dumps({"soak": {
-                            "runs": args.soak, "before": before,
-                            "after": {"rss_mb": rss_mb(app.proc.pid), "cache_files": cache_files(cache)},
-                            "final_s_median": round(statistics.median(r["final_s"] for r in soak), 3)}}), flush=True)
-                finally:
-                    browser.close()
-        finally:
-            app.stop()
+                page = browser.new_page(viewport={"width": 1280, "height": 720})
+                page.goto(f"{app.url}?mode=server")  # the server's page: / may lead to /browser
+                page.wait_for_selector("#prompt textarea")
+                page.evaluate(RECORDER)
+                page.get_by_label("Randomize seed").uncheck()  # a fixed seed: the same work each run
+                warm = browser_run(page, "warm-up")  # loads the pipeline: the first visitor's wait
+                client = Client(app.url, verbose=False)
+                client_run(client, "warm-up", defaults)
+                records = []
+                for r in range(args.runs):
+                    prompt = PROMPTS[r % len(PROMPTS)] + f" {r}"
+                    model_s = in_process_run(pipe, prompt + " (in-process)", 0)
+                    client_s = client_run(client, prompt + " (client)", defaults)
+                    records.append({**browser_run(page, prompt), "in_process_s": model_s, "client_s": client_s})
+                    records[-1]["ratio"] = records[-1]["final_s"] / model_s
+                median = {k: round(statistics.median(r[k] for r in records), 3) for k in records[0]}
+                print(json.dumps({"browser": {**median, "first_request_s": round(warm["final_s"], 2),
+                                              "runs": len(records), "ratios": [round(r["ratio"], 2)
+                                                                               for r in records]}}), flush=True)
+                if args.soak:
+                    cache = app.log.parent / "gradio"  # GRADIO_TEMP_DIR, beside the log
+                    before = {"rss_mb": rss_mb(app.proc.pid), "cache_files": cache_files(cache)}
+                    soak = [browser_run(page, PROMPTS[r % len(PROMPTS)]) for r in range(args.soak)]
+                    print(json.dumps({"soak": {
+                        "runs": args.soak, "before": before,
+                        "after": {"rss_mb": rss_mb(app.proc.pid), "cache_files": cache_files(cache)},
+                        "final_s_median": round(statistics.median(r["final_s"] for r in soak), 3)}}), flush=True)
+            finally:
+                browser.close()
 
 
 if __name__ == "__main__":

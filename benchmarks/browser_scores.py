@@ -23,7 +23,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,8 +32,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.browser_cascade import open_page  # noqa: E402  (/browser, loaded and ready)
 from benchmarks.browser_latency import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the same browser and flags)
-from tests.local_server import start_app  # noqa: E402
+from tests.local_server import served  # noqa: E402
 
 SCORES = ("r_precision", "r_precision_colour", "frechet_distance")
 DRAW = """async ([prompt, seed]) => {
@@ -88,51 +88,40 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        app = start_app(args.checkpoint.resolve(), Path(tmp))
-        try:
+    with served(args.checkpoint.resolve()) as app:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
-                app.wait(timeout=180)
-            except RuntimeError as e:
-                sys.exit(str(e))
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-                try:
-                    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-                    page.goto(f"{app.url}browser")
-                    if page.evaluate("() => window.imagenBrowser.ready") is not True:
-                        sys.exit(f"the page cannot run: {page.inner_text('#fallback')}")
-                    threads = page.evaluate("() => window.imagenBrowser.threads")
-                    for seed in args.seeds:
-                        scorer = Scorer.build(ds, pipe.text_encoder, encoder, eval_index, train_index, seed=seed)
-                        start = time.perf_counter()
-                        server = server_images(pipe, prompts, seed)
-                        server_s = time.perf_counter() - start
-                        drawn = []
-                        start = time.perf_counter()
-                        for i, prompt in enumerate(prompts):
-                            drawn.append(page_image(page, prompt, 1000 * seed + i))
-                            if (i + 1) % 25 == 0:
-                                print(f"  seed {seed}: {i + 1}/{len(prompts)} drawn in the page", file=sys.stderr,
-                                      flush=True)
-                        page_s = time.perf_counter() - start
-                        drawn = torch.stack(drawn)
-                        row = {"seed": seed, "captions": len(prompts),
-                               "real": scorer.score(from_uint8(ds.images_64[eval_index])),
-                               "noise": scorer.score(noise_images(len(prompts), seed)),
-                               "server": scorer.score(server), "browser": scorer.score(drawn),
-                               "server_s_per_image": round(server_s / len(prompts), 2),
-                               "browser_s_per_image": round(page_s / len(prompts), 2), "browser_threads": threads}
-                        rows.append(row)
-                        print(json.dumps(row), flush=True)
-                        show = slice(0, 8)
-                        sample_grid([("real", to_pil(from_uint8(ds.images_64[eval_index[show]]))),
-                                     ("server", to_pil(server[show])), ("browser", to_pil(drawn[show]))],
-                                    prompts[show]).save(args.out / f"samples-seed{seed}.png")
-                finally:
-                    browser.close()
-        finally:
-            app.stop()
+                opened = open_page(browser.new_context(viewport={"width": 1280, "height": 900}), app.url)
+                page, threads = opened["page"], opened["threads"]
+                for seed in args.seeds:
+                    scorer = Scorer.build(ds, pipe.text_encoder, encoder, eval_index, train_index, seed=seed)
+                    start = time.perf_counter()
+                    server = server_images(pipe, prompts, seed)
+                    server_s = time.perf_counter() - start
+                    drawn = []
+                    start = time.perf_counter()
+                    for i, prompt in enumerate(prompts):
+                        drawn.append(page_image(page, prompt, 1000 * seed + i))
+                        if (i + 1) % 25 == 0:
+                            print(f"  seed {seed}: {i + 1}/{len(prompts)} drawn in the page", file=sys.stderr,
+                                  flush=True)
+                    page_s = time.perf_counter() - start
+                    drawn = torch.stack(drawn)
+                    row = {"seed": seed, "captions": len(prompts),
+                           "real": scorer.score(from_uint8(ds.images_64[eval_index])),
+                           "noise": scorer.score(noise_images(len(prompts), seed)),
+                           "server": scorer.score(server), "browser": scorer.score(drawn),
+                           "server_s_per_image": round(server_s / len(prompts), 2),
+                           "browser_s_per_image": round(page_s / len(prompts), 2), "browser_threads": threads}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+                    show = slice(0, 8)
+                    sample_grid([("real", to_pil(from_uint8(ds.images_64[eval_index[show]]))),
+                                 ("server", to_pil(server[show])), ("browser", to_pil(drawn[show]))],
+                                prompts[show]).save(args.out / f"samples-seed{seed}.png")
+            finally:
+                browser.close()
     means = {who: {k: round(statistics.mean(r[who][k] for r in rows), 4) for k in SCORES}
              for who in ("real", "noise", "server", "browser")}
     diff = {k: [round(r["browser"][k] - r["server"][k], 4) for r in rows] for k in SCORES}

@@ -7,8 +7,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,3 +64,19 @@ def start_app(checkpoint: Path, workdir: Path, **env: str) -> LocalApp:
     with log.open("w") as out:  # the child holds its own copy of the file; ours closes here
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     return LocalApp(proc, f"http://127.0.0.1:{port}/", log)
+
+
+@contextmanager
+def served(checkpoint: Path, timeout: float = 180, **env: str) -> Iterator[LocalApp]:
+    """For a benchmark: app.py serving `checkpoint` from a temporary folder, answering; stopped on
+    leaving. A server that never answers ends the benchmark with its log's tail."""
+    with tempfile.TemporaryDirectory() as tmp:
+        app = start_app(checkpoint, Path(tmp), **env)
+        try:
+            try:
+                app.wait(timeout=timeout)
+            except RuntimeError as e:
+                sys.exit(str(e))
+            yield app
+        finally:
+            app.stop()

@@ -104,23 +104,42 @@ def install(vendor_root: Path = DEFAULT_VENDOR_ROOT, npm: str | None = None) -> 
     return Runtime(folder)
 
 
+class RememberedFailure:
+    """The last failure of something slow to try (npm, an export), said again without retrying for
+    `retry_s`, so a broken setup does not cost every page load another try."""
+
+    def __init__(self, retry_s: float):
+        self.retry_s = retry_s
+        self._error: str | None = None
+        self._at = 0.0
+
+    def recent(self) -> str | None:
+        """The failure, while it is younger than `retry_s`; else None (time to try again)."""
+        return self._error if self._error is not None and time.monotonic() - self._at < self.retry_s else None
+
+    def remember(self, error: str) -> None:
+        self._error, self._at = error, time.monotonic()
+
+    def forget(self) -> None:
+        self._error = None
+
+
 class LazyRuntime:
     """The runtime for the app: installed on first use, once; a failure is remembered (and said) for
     `retry_s`, so an offline server does not wait on npm at every page load."""
 
     def __init__(self, vendor_root: Path = DEFAULT_VENDOR_ROOT, retry_s: float = 300):
-        self.vendor_root, self.retry_s = Path(vendor_root), retry_s
+        self.vendor_root = Path(vendor_root)
         self._lock = threading.Lock()
-        self._error: str | None = None
-        self._failed_at = 0.0
+        self._failure = RememberedFailure(retry_s)
 
     def problem(self) -> str | None:
         """Why the runtime cannot be had now, judged without running npm; None when it is installed or
         npm can try (a failed try is remembered and said here for `retry_s`)."""
         if installed(self.vendor_root) is not None:
             return None
-        if self._error is not None and time.monotonic() - self._failed_at < self.retry_s:
-            return self._error
+        if (error := self._failure.recent()) is not None:
+            return error
         if shutil.which("npm") is None:
             return f"npm is not installed, and the runtime ({ORT_PACKAGE}) is not in {runtime_folder(self.vendor_root)}"
         return None
@@ -129,13 +148,13 @@ class LazyRuntime:
         if (found := installed(self.vendor_root)) is not None:
             return found
         with self._lock:
-            if self._error is not None and time.monotonic() - self._failed_at < self.retry_s:
-                raise RuntimeUnavailable(self._error)
+            if (error := self._failure.recent()) is not None:
+                raise RuntimeUnavailable(error)
             try:
                 return install(self.vendor_root)
             except (RuntimeUnavailable, OSError) as e:
-                self._error, self._failed_at = str(e), time.monotonic()
-                raise RuntimeUnavailable(self._error) from e
+                self._failure.remember(str(e))
+                raise RuntimeUnavailable(str(e)) from e
 
 
 def main(argv: list[str] | None = None) -> int:

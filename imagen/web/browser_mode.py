@@ -19,14 +19,13 @@ from __future__ import annotations
 import mimetypes
 import os
 import threading
-import time
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.routing import BaseRoute
 
-from ..web_runtime import ORT_FILES, LazyRuntime, RuntimeUnavailable
+from ..web_runtime import ORT_FILES, LazyRuntime, RememberedFailure, RuntimeUnavailable
 from .serving import checkpoint_problem
 
 STATIC = Path(__file__).parent / "static"
@@ -57,12 +56,11 @@ class LazyExport:
     A failure is remembered for `retry_s`, so each page load does not start an export."""
 
     def __init__(self, checkpoint: Path, out: Path, retry_s: float = 60):
-        self.checkpoint, self.out, self.retry_s = Path(checkpoint), Path(out), retry_s
+        self.checkpoint, self.out = Path(checkpoint), Path(out)
         self._lock = threading.Lock()
         self._manifest: dict | None = None
         self._stamp: tuple | None = None
-        self._error: str | None = None
-        self._failed_at = 0.0
+        self._failure = RememberedFailure(retry_s)
         self._fingerprint: tuple[tuple, str] | None = None  # (checkpoint stamp, its fingerprint)
 
     def _checkpoint_stamp(self) -> tuple:
@@ -80,13 +78,14 @@ class LazyExport:
             stamp = self._checkpoint_stamp() if self.checkpoint.exists() else None
             if self._manifest is not None and stamp == self._stamp:
                 return self._manifest
-            if self._error is not None and time.monotonic() - self._failed_at < self.retry_s:
-                raise RuntimeError(self._error)
+            if (error := self._failure.recent()) is not None:
+                raise RuntimeError(error)
             try:
-                self._manifest, self._stamp, self._error = self._export(), stamp, None
+                self._manifest, self._stamp = self._export(), stamp
+                self._failure.forget()
             except Exception as e:  # said on the page, which then offers the server
-                self._error, self._failed_at = str(e), time.monotonic()
-                raise RuntimeError(self._error) from e
+                self._failure.remember(str(e))
+                raise RuntimeError(str(e)) from e
             return self._manifest
 
     def problem(self) -> str | None:
@@ -94,20 +93,20 @@ class LazyExport:
         problem = checkpoint_problem(self.checkpoint)
         if problem is not None:
             return problem
-        if self._error is not None and time.monotonic() - self._failed_at < self.retry_s:
-            return self._error
-        if self._manifest is None or self._stamp != self._checkpoint_stamp():
+        if (error := self._failure.recent()) is not None:
+            return error
+        stamp = self._checkpoint_stamp()
+        if self._manifest is None or self._stamp != stamp:
             from ..export_web import ExportError, require_onnx
             try:
                 require_onnx()
             except ExportError as e:
-                if not self._current_on_disk():  # a finished export of this checkpoint serves without onnx
+                if not self._current_on_disk(stamp):  # a finished export of this checkpoint serves without onnx
                     return str(e)
         return None
 
-    def _current_on_disk(self) -> bool:
+    def _current_on_disk(self, stamp: tuple) -> bool:
         from ..export_web import checkpoint_fingerprint, is_current
-        stamp = self._checkpoint_stamp()
         if self._fingerprint is None or self._fingerprint[0] != stamp:  # hashing the weights: once per change
             self._fingerprint = (stamp, checkpoint_fingerprint(self.checkpoint))
         return is_current(self.out, self._fingerprint[1])
@@ -205,8 +204,3 @@ def browser_router(mode: BrowserMode) -> APIRouter:
 def runtime_folder_name(runtime: LazyRuntime) -> str:
     from ..web_runtime import runtime_folder
     return runtime_folder(runtime.vendor_root).name
-
-
-def browser_routes(checkpoint: Path, examples: list[str] | tuple[str, ...] = ()) -> list[BaseRoute]:
-    """The /browser routes for the demo serving `checkpoint` (BrowserMode(...).routes())."""
-    return BrowserMode(checkpoint, examples).routes()

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.middleware import Middleware
 
-from imagen.web.browser_mode import FOREVER, ISOLATION, BrowserMode, browser_routes
+from imagen.web.browser_mode import FOREVER, ISOLATION, BrowserMode
 from imagen.web.landing import COOKIE, LandingMiddleware
 from imagen.web_runtime import ORT_FILES, RuntimeUnavailable, install, runtime_folder
 from tests.tiny import make_tiny_pipeline
@@ -35,7 +35,7 @@ def client(checkpoint: Path, tmp_path: Path, monkeypatch, runtime: bool, landing
         mode = BrowserMode(checkpoint, ["blue banana"])
         app = FastAPI(routes=mode.routes(), middleware=[Middleware(LandingMiddleware, problems=mode.problems)])
     else:
-        app = FastAPI(routes=browser_routes(checkpoint))  # as app.py hands them to Gradio's launch
+        app = FastAPI(routes=BrowserMode(checkpoint).routes())  # as app.py hands them to Gradio's launch
 
     @app.get("/{path:path}")
     def catch_all(path: str) -> str:  # as Gradio's own routes would: /browser must come first

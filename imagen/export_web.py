@@ -47,7 +47,7 @@ from .self_conditioning import sampling_input
 from .text_encoder import TextEncoder, resolve_text_encoder
 from .unets import is_self_conditioned, unet_forward
 
-EXPORT_VERSION = 2  # bump when the files' layout or meaning changes: older exports are then redone
+EXPORT_VERSION = 3  # bump when the files' layout or meaning changes: older exports are then redone
 OPSET = 17
 WEIGHTS = ("float16", "float32")  # how the ONNX files store their weights (the arithmetic is float32 either way)
 DEFAULT_OUT_ROOT = Path("web/models")

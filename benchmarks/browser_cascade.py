@@ -85,6 +85,8 @@ def browser_run(page, prompt: str, seed: int = 0) -> dict:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "emoji")
+    p.add_argument("--weights", choices=("float16", "float32", "int8"), default="float16",
+                   help="the export the page loads (IMAGEN_WEB_WEIGHTS; see python -m imagen.export_web)")
     p.add_argument("--runs", type=int, default=3, help="timed runs of each kind after a warm-up (default: 3)")
     p.add_argument("--class-size", type=int, default=5, help="pages at once against one server (0: none)")
     args = p.parse_args(argv)
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     pipe = ImagenPipeline.from_pretrained(args.checkpoint.resolve())
     in_process_run(pipe, "warm-up", 0)
 
-    with served(args.checkpoint.resolve()) as app:
+    with served(args.checkpoint.resolve(), IMAGEN_WEB_WEIGHTS=args.weights) as app:
         start = time.perf_counter()
         with urllib.request.urlopen(f"{app.url}browser/setup.json", timeout=600) as r:
             setup = json.load(r)

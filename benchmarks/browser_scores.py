@@ -62,6 +62,8 @@ def server_images(pipe, prompts: list[str], seed: int) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "emoji")
+    p.add_argument("--weights", choices=("float16", "float32", "int8"), default="float16",
+                   help="the export the page loads (IMAGEN_WEB_WEIGHTS; see python -m imagen.export_web)")
     p.add_argument("--num-captions", type=int, default=200)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--cache-dir", type=Path, default=None, help="the dataset cache (default: the evaluator's)")
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     rows = []
-    with served(args.checkpoint.resolve()) as app:
+    with served(args.checkpoint.resolve(), IMAGEN_WEB_WEIGHTS=args.weights) as app:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:

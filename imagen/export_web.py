@@ -19,8 +19,10 @@ writes, into one folder (never committed; an export whose checkpoint has not cha
 Each U-Net graph is the pipeline's own call (`unet_forward`): the SR stage's low-res image is
 concatenated to x_t inside the graph, and a batch of 2B is a guided step (caption-free half first).
 The weights travel as float16 and are computed in float32 (`onnx_weights`, `--weights float16`, the
-default): lossless for the U-Nets, which ship in float16, and half the download. Needs the `onnx` package
-(requirements.txt) to export; a finished export serves without it.
+default): lossless for the U-Nets, which ship in float16, and half the download. `--weights int8`
+quarters the text encoder and runs the U-Nets' convolutions in int8, calibrated on the pipeline's own
+steps (`onnx_int8`). Needs the `onnx` package (requirements.txt) to export; a finished export serves
+without it.
 """
 
 from __future__ import annotations
@@ -33,14 +35,17 @@ import shutil
 import sys
 import tempfile
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import UNet2DConditionModel
 
 from .config import CONFIG_NAME, DEFAULT_CHECKPOINT, CheckpointError, DiffusionConfig, Settings
 from .diffusion import alpha_bars, dynamic_threshold, make_betas
 from .files import atomic_write, atomic_write_text
+from .onnx_int8 import quantize_unet, record_unet_inputs, store_weights_int8
 from .onnx_weights import store_weights_float16
 from .pipeline import ImagenPipeline
 from .self_conditioning import sampling_input
@@ -49,7 +54,10 @@ from .unets import is_self_conditioned, unet_forward
 
 EXPORT_VERSION = 3  # bump when the files' layout or meaning changes: older exports are then redone
 OPSET = 17
-WEIGHTS = ("float16", "float32")  # how the ONNX files store their weights (the arithmetic is float32 either way)
+WEIGHTS = ("float16", "float32", "int8")  # how the ONNX files store their weights (see onnx_weights, onnx_int8)
+# What the pipeline draws while int8 calibration records the U-Nets' inputs: names, phrasings, colours, styles.
+CALIBRATION_CAPTIONS = ("red apple", "a picture of a penguin", "purple banana, twemoji style", "grinning face")
+CALIBRATION_FEEDS = 32  # per stage, spread over every step drawn: the calibrator keeps each one's activations
 DEFAULT_OUT_ROOT = Path("web/models")
 MANIFEST_NAME = "manifest.json"
 IMAGE_SIZES = {"base": 64, "sr": 256}
@@ -209,6 +217,11 @@ def schedule_json(stage: str, diffusion: DiffusionConfig, betas: torch.Tensor, a
 # ---------------------------------------------------------------- the export
 
 
+def default_out(checkpoint: Path, weights: str = "float16") -> Path:
+    """web/models/<checkpoint name>, with -<weights> for other weights than float16 (both can stay exported)."""
+    return DEFAULT_OUT_ROOT / (Path(checkpoint).resolve().name + ("" if weights == "float16" else f"-{weights}"))
+
+
 def checkpoint_fingerprint(checkpoint: Path, weights: str = "float16") -> str:
     """A hash of the checkpoint's files and of what shapes the export: an unchanged one is not redone."""
     h = hashlib.sha256(f"{EXPORT_VERSION} {OPSET} {torch.__version__} {weights}".encode())
@@ -255,9 +268,24 @@ def export_tokenizer(encoder: TextEncoder, folder: Path) -> list[Path]:
     return written
 
 
+def calibration_feeds(pipe: ImagenPipeline) -> dict[str, list]:
+    """The U-Nets' inputs, per stage, while the pipeline draws CALIBRATION_CAPTIONS at its defaults:
+    what int8 calibration measures the activations' ranges on."""
+    print(f"drawing {len(CALIBRATION_CAPTIONS)} captions to calibrate int8", flush=True)
+    with record_unet_inputs(pipe.base_unet, "base", is_self_conditioned("base", pipe.base_unet)) as base, \
+            (record_unet_inputs(pipe.sr_unet, "sr") if pipe.sr_unet is not None else nullcontext([])) as sr:
+        for i, caption in enumerate(CALIBRATION_CAPTIONS):
+            pipe(caption, seed=i)
+
+    def spread(feeds: list) -> list:
+        return [feeds[i] for i in np.linspace(0, len(feeds) - 1, min(CALIBRATION_FEEDS, len(feeds))).astype(int)]
+    return {"base": spread(base), "sr": spread(sr)}
+
+
 def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = "float16") -> dict:
     """Export `checkpoint` into `out` and return the manifest; a current export is kept as it is.
-    `weights`: float16 stores the ONNX files' weights in half the bytes (see onnx_weights), float32 as trained."""
+    `weights`: float16 stores the ONNX files' weights in half the bytes (see onnx_weights), float32 as
+    trained, int8 in a quarter with the U-Nets computing in int8 (see onnx_int8)."""
     if weights not in WEIGHTS:
         raise ExportError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     checkpoint, out = Path(checkpoint), Path(out)
@@ -279,8 +307,17 @@ def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = 
     files: list[str] = []
     rounding: dict[str, float] = {}
 
+    quantized: dict[str, dict] = {}
+    calibration = calibration_feeds(pipe) if weights == "int8" else {}
+
     def done(name: str) -> None:
         if name.endswith(".onnx") and weights == "float16":
+            rounding[name] = store_weights_float16(out / name)["max_rounding"]
+        elif name == "text_encoder.onnx" and weights == "int8":
+            quantized[name] = store_weights_int8(out / name)
+        elif name.endswith("_unet.onnx") and weights == "int8":
+            quantized[name] = quantize_unet(out / name, calibration[name.removesuffix("_unet.onnx")])
+            # the attention's and the embeddings' weights stay float: stored as float16, lossless for these U-Nets
             rounding[name] = store_weights_float16(out / name)["max_rounding"]
         files.append(name)
         _report(out, name)
@@ -319,8 +356,9 @@ def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = 
         "opset": OPSET,
         "checkpoint": str(checkpoint),
         "fingerprint": fingerprint,
-        # float16: stored so, computed in float32; max_rounding is the largest change to any weight (0: lossless)
-        "weights": {"storage": weights, "max_rounding": rounding},
+        # float16: stored so, computed in float32; max_rounding is the largest change to any weight (0: lossless).
+        # int8: what was quantized, per model (onnx_int8)
+        "weights": {"storage": weights, "max_rounding": rounding, **({"int8": quantized} if quantized else {})},
         "text_encoder": {"model": "text_encoder.onnx", "tokenizer": "tokenizer/", "name": encoder.name,
                          "max_length": encoder.max_length, "dim": encoder.dim,
                          **graph_signature(out / "text_encoder.onnx")},
@@ -338,13 +376,14 @@ def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m imagen.export_web", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="the pipeline checkpoint folder")
-    p.add_argument("--out", type=Path, help=f"the folder to write (default: {DEFAULT_OUT_ROOT}/<checkpoint name>)")
+    p.add_argument("--out", type=Path, help=f"the folder to write (default: {DEFAULT_OUT_ROOT}/<checkpoint name>, "
+                                            "-int8 or -float32 added for those weights)")
     p.add_argument("--force", action="store_true", help="export again even if the folder is up to date")
     p.add_argument("--weights", choices=WEIGHTS, default="float16",
-                   help="how the files store the weights; the page computes in float32 either way (default: float16, "
-                        "half the download)")
+                   help="how the files store the weights: float16 (default) halves the download and computes in "
+                        "float32 as trained; int8 quarters it, and the U-Nets compute in int8, faster in the browser")
     args = p.parse_args(argv)
-    out = args.out or DEFAULT_OUT_ROOT / args.checkpoint.resolve().name
+    out = args.out or default_out(args.checkpoint, args.weights)
     try:
         manifest = export_web(args.checkpoint, out, force=args.force, weights=args.weights)
     except (ExportError, CheckpointError) as e:

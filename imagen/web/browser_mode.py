@@ -39,10 +39,17 @@ mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("application/wasm", ".wasm")
 
 
-def models_folder(checkpoint: Path) -> Path:
-    """Where the export of `checkpoint` lives: env IMAGEN_WEB_MODELS, else web/models/<checkpoint name>."""
-    from ..export_web import DEFAULT_OUT_ROOT
-    return Path(os.environ.get("IMAGEN_WEB_MODELS") or DEFAULT_OUT_ROOT / Path(checkpoint).resolve().name)
+def models_folder(checkpoint: Path, weights: str = "float16") -> Path:
+    """Where the export of `checkpoint` lives: env IMAGEN_WEB_MODELS, else web/models/<checkpoint name>
+    (<checkpoint name>-<weights> for other weights than float16, so that both can stay exported)."""
+    from ..export_web import default_out
+    return Path(os.environ.get("IMAGEN_WEB_MODELS") or default_out(checkpoint, weights))
+
+
+def export_weights() -> str:
+    """How the export stores its weights: env IMAGEN_WEB_WEIGHTS (float16, float32 or int8; the export
+    refuses any other, and /browser says so), else float16."""
+    return os.environ.get("IMAGEN_WEB_WEIGHTS") or "float16"
 
 
 def vendor_root() -> Path:
@@ -55,8 +62,8 @@ class LazyExport:
     """The checkpoint's browser export, checked (and made when missing or stale) on first use, once.
     A failure is remembered for `retry_s`, so each page load does not start an export."""
 
-    def __init__(self, checkpoint: Path, out: Path, retry_s: float = 60):
-        self.checkpoint, self.out = Path(checkpoint), Path(out)
+    def __init__(self, checkpoint: Path, out: Path, retry_s: float = 60, weights: str = "float16"):
+        self.checkpoint, self.out, self.weights = Path(checkpoint), Path(out), weights
         self._lock = threading.Lock()
         self._manifest: dict | None = None
         self._stamp: tuple | None = None
@@ -108,7 +115,7 @@ class LazyExport:
     def _current_on_disk(self, stamp: tuple) -> bool:
         from ..export_web import checkpoint_fingerprint, is_current
         if self._fingerprint is None or self._fingerprint[0] != stamp:  # hashing the weights: once per change
-            self._fingerprint = (stamp, checkpoint_fingerprint(self.checkpoint))
+            self._fingerprint = (stamp, checkpoint_fingerprint(self.checkpoint, self.weights))
         return is_current(self.out, self._fingerprint[1])
 
     def _export(self) -> dict:
@@ -117,9 +124,10 @@ class LazyExport:
             raise RuntimeError(problem)
         from ..export_web import ExportError, export_web
         try:
-            return export_web(self.checkpoint, self.out)  # keeps a current export as it is
+            return export_web(self.checkpoint, self.out, weights=self.weights)  # keeps a current export as it is
         except ExportError as e:
-            raise RuntimeError(f"{e}; then run `{EXPORT_COMMAND} --checkpoint {self.checkpoint} --out {self.out}`, "
+            raise RuntimeError(f"{e}; then run `{EXPORT_COMMAND} --checkpoint {self.checkpoint} --out {self.out} "
+                               f"--weights {self.weights}`, "
                                "or restart the app") from e
 
 
@@ -138,7 +146,8 @@ class BrowserMode:
     def __init__(self, checkpoint: Path, examples: list[str] | tuple[str, ...] = ()):
         self.checkpoint, self.examples = Path(checkpoint), list(examples)
         self.runtime = LazyRuntime(vendor_root())
-        self.export = LazyExport(checkpoint, models_folder(checkpoint))
+        weights = export_weights()
+        self.export = LazyExport(checkpoint, models_folder(checkpoint, weights), weights=weights)
 
     def problems(self) -> list[str]:
         """Why /browser cannot run here now, judged cheaply (no npm run, no export made): [] when it can."""

@@ -93,6 +93,16 @@ def test_setup_exports_once_and_serves_only_the_exports_files(tmp_path, monkeypa
     assert c.get("/").text == '"gradio"'  # the rest of the site is still Gradio's
 
 
+def test_an_unknown_weight_storage_is_said_on_the_page_and_nothing_is_exported(tmp_path, monkeypatch, text_encoder):
+    checkpoint = tmp_path / "tiny"
+    make_tiny_pipeline(text_encoder).save_pretrained(checkpoint)
+    monkeypatch.setenv("IMAGEN_WEB_WEIGHTS", "int4")
+    answer = client(checkpoint, tmp_path, monkeypatch, runtime=True).get("/browser/setup.json").json()
+    assert answer["ok"] is False
+    assert any("float16, float32, int8" in p and "int4" in p for p in answer["problems"]), answer["problems"]
+    assert not (tmp_path / "models").exists()
+
+
 def test_the_installer_refuses_a_tarball_that_is_not_the_pinned_one(tmp_path):
     npm = tmp_path / "npm"  # an npm that hands over some other package
     npm.write_text("#!/bin/sh\nmkdir -p package/dist && echo x > package/dist/ort.wasm.min.mjs && "

@@ -71,12 +71,18 @@ class ExportError(RuntimeError):
     """The export cannot run: a missing package or checkpoint, said in one line."""
 
 
-def require_onnx() -> None:
+def require_onnx(weights: str = "float16") -> None:
     try:
         import onnx  # noqa: F401
     except ImportError:
         raise ExportError("exporting for the browser needs the onnx package: pip install onnx "
                           "(or pip install -r requirements-dev.txt)") from None
+    if weights == "int8":
+        try:
+            import onnxruntime.quantization  # noqa: F401  (calibrates and quantizes)
+        except ImportError:
+            raise ExportError("the int8 export needs the onnxruntime package: pip install onnxruntime "
+                              "(or pip install -r requirements-dev.txt), or export --weights float16") from None
 
 
 # ---------------------------------------------------------------- the graphs
@@ -296,7 +302,7 @@ def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = 
     if not force and is_current(out, fingerprint):  # a finished export serves without the onnx package
         print(f"{out} is up to date with {checkpoint} (--force exports again)")
         return json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
-    require_onnx()
+    require_onnx(weights)
 
     # 1. load the checkpoint as the app does, in float32 on the CPU
     pipe = ImagenPipeline.from_pretrained(checkpoint, device="cpu", dtype="float32")

@@ -106,7 +106,7 @@ class LazyExport:
         if self._manifest is None or self._stamp != stamp:
             from ..export_web import ExportError, require_onnx
             try:
-                require_onnx()
+                require_onnx(self.weights)
             except ExportError as e:
                 if not self._current_on_disk(stamp):  # a finished export of this checkpoint serves without onnx
                     return str(e)

@@ -181,6 +181,14 @@ def test_a_missing_onnx_package_says_how_to_install_it(monkeypatch, tmp_path):
 # ---------------------------------------------------------------- int8 (onnx_int8)
 
 
+def test_int8_without_onnxruntime_is_refused_clearly_and_float16_still_exports(monkeypatch, exported, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)
+    with pytest.raises(ExportError, match="pip install onnxruntime"):
+        export_web(exported[0], tmp_path / "int8", weights="int8")
+    assert not (tmp_path / "int8").exists()
+    require_onnx("float16")  # the default export does not need it
+
+
 @pytest.fixture(scope="module")
 def exported_int8(exported):
     checkpoint, out, _ = exported

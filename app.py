@@ -7,6 +7,8 @@ second diffusion model redraw it at 256 px. The layout only; the handlers are in
     IMAGEN_CHECKPOINT=path/to/ckpt GRADIO_SERVER_PORT=8000 python app.py
 """
 
+import os
+
 import gradio as gr
 from starlette.middleware import Middleware
 
@@ -176,6 +178,8 @@ if __name__ == "__main__":
     # /browser: the page whose visitor's browser runs the cascade (docs/browser-cascade.md); / leads
     # there whenever this server can offer it, unless the visitor picked the server (/?mode=server).
     browser_mode = BrowserMode(checkpoint_path(), EXAMPLES)
+    if os.environ.get("SPACE_ID"):  # on a Hugging Face Space: export while the Space starts, not on a first visit
+        browser_mode.prepare_in_background()
     demo.launch(css=CSS, max_file_size=MAX_UPLOAD,
                 app_kwargs={"routes": browser_mode.routes(),
                             "middleware": [Middleware(LandingMiddleware, problems=browser_mode.problems)]})

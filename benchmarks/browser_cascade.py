@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.browser_latency import CHROMIUM, CHROMIUM_ARGS, PROMPTS  # noqa: E402  (the same browser and prompts)
+from imagen.export_web import DEFAULT_WEIGHTS, WEIGHTS  # noqa: E402
 from tests.local_server import served  # noqa: E402
 
 IDLE_S = 20
@@ -85,7 +86,7 @@ def browser_run(page, prompt: str, seed: int = 0) -> dict:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "emoji")
-    p.add_argument("--weights", choices=("float16", "float32", "int8"), default="float16",
+    p.add_argument("--weights", choices=WEIGHTS, default=DEFAULT_WEIGHTS,
                    help="the export the page loads (IMAGEN_WEB_WEIGHTS; see python -m imagen.export_web)")
     p.add_argument("--runs", type=int, default=3, help="timed runs of each kind after a warm-up (default: 3)")
     p.add_argument("--class-size", type=int, default=5, help="pages at once against one server (0: none)")

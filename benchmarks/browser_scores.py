@@ -1,5 +1,5 @@
 """Does the browser mode draw as well as the server? The evaluator's scores of the 64 px images the
-page draws in headless Chromium (the export's float16-stored weights, onnxruntime-web, sampler.js,
+page draws in headless Chromium (the export --weights picks, onnxruntime-web, sampler.js,
 the page's own noise) beside the server's images of the same captions and seeds (ImagenPipeline at
 the precision the app picks), with the real images' ceiling and the noise floor.
 
@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.browser_cascade import open_page  # noqa: E402  (/browser, loaded and ready)
 from benchmarks.browser_latency import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the same browser and flags)
+from imagen.export_web import DEFAULT_WEIGHTS, WEIGHTS  # noqa: E402
 from tests.local_server import served  # noqa: E402
 
 SCORES = ("r_precision", "r_precision_colour", "frechet_distance")
@@ -62,7 +63,7 @@ def server_images(pipe, prompts: list[str], seed: int) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "emoji")
-    p.add_argument("--weights", choices=("float16", "float32", "int8"), default="float16",
+    p.add_argument("--weights", choices=WEIGHTS, default=DEFAULT_WEIGHTS,
                    help="the export the page loads (IMAGEN_WEB_WEIGHTS; see python -m imagen.export_web)")
     p.add_argument("--num-captions", type=int, default=200)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

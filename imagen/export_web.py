@@ -18,11 +18,13 @@ writes, into one folder (never committed; an export whose checkpoint has not cha
 
 Each U-Net graph is the pipeline's own call (`unet_forward`): the SR stage's low-res image is
 concatenated to x_t inside the graph, and a batch of 2B is a guided step (caption-free half first).
-The weights travel as float16 and are computed in float32 (`onnx_weights`, `--weights float16`, the
-default): lossless for the U-Nets, which ship in float16, and half the download. `--weights int8`
-quarters the text encoder and runs the U-Nets' convolutions in int8, calibrated on the pipeline's own
-steps (`onnx_int8`). Needs the `onnx` package (requirements.txt) to export; a finished export serves
-without it.
+The default export (`--weights int8`) runs the U-Nets' convolutions in int8, calibrated on the
+pipeline's own steps, and stores the text encoder's weights in int8 (`onnx_int8`): 54 MB for a first
+visit where float16 takes 85, 0.85x its time in the browser, and level with it on the evaluator's
+scores (docs/browser-cascade.md). `--weights float16` stores every weight as float16 and computes in
+float32 (`onnx_weights`): lossless for the U-Nets, which ship in float16. Needs the `onnx` package
+(and, for int8, `onnxruntime`; both in requirements.txt) to export; a finished export serves without
+them.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ from .unets import is_self_conditioned, unet_forward
 
 EXPORT_VERSION = 3  # bump when the files' layout or meaning changes: older exports are then redone
 OPSET = 17
-WEIGHTS = ("float16", "float32", "int8")  # how the ONNX files store their weights (see onnx_weights, onnx_int8)
+WEIGHTS = ("int8", "float16", "float32")  # how the ONNX files store their weights (see onnx_int8, onnx_weights)
+DEFAULT_WEIGHTS = "int8"  # scored level with float16 by the evaluator, 0.85x its time in the browser, 64% of its bytes
 # What the pipeline draws while int8 calibration records the U-Nets' inputs: names, phrasings, colours, styles.
 CALIBRATION_CAPTIONS = ("red apple", "a picture of a penguin", "purple banana, twemoji style", "grinning face")
 CALIBRATION_FEEDS = 32  # per stage, spread over every step drawn: the calibrator keeps each one's activations
@@ -71,18 +74,18 @@ class ExportError(RuntimeError):
     """The export cannot run: a missing package or checkpoint, said in one line."""
 
 
-def require_onnx(weights: str = "float16") -> None:
+def require_onnx(weights: str = DEFAULT_WEIGHTS) -> None:
     try:
         import onnx  # noqa: F401
     except ImportError:
         raise ExportError("exporting for the browser needs the onnx package: pip install onnx "
-                          "(or pip install -r requirements-dev.txt)") from None
+                          "(or pip install -r requirements.txt)") from None
     if weights == "int8":
         try:
             import onnxruntime.quantization  # noqa: F401  (calibrates and quantizes)
         except ImportError:
             raise ExportError("the int8 export needs the onnxruntime package: pip install onnxruntime "
-                              "(or pip install -r requirements-dev.txt), or export --weights float16") from None
+                              "(or pip install -r requirements.txt), or export --weights float16") from None
 
 
 # ---------------------------------------------------------------- the graphs
@@ -223,12 +226,12 @@ def schedule_json(stage: str, diffusion: DiffusionConfig, betas: torch.Tensor, a
 # ---------------------------------------------------------------- the export
 
 
-def default_out(checkpoint: Path, weights: str = "float16") -> Path:
-    """web/models/<checkpoint name>, with -<weights> for other weights than float16 (both can stay exported)."""
-    return DEFAULT_OUT_ROOT / (Path(checkpoint).resolve().name + ("" if weights == "float16" else f"-{weights}"))
+def default_out(checkpoint: Path, weights: str = DEFAULT_WEIGHTS) -> Path:
+    """web/models/<checkpoint name>, with -<weights> for other weights than the default (both can stay exported)."""
+    return DEFAULT_OUT_ROOT / (Path(checkpoint).resolve().name + ("" if weights == DEFAULT_WEIGHTS else f"-{weights}"))
 
 
-def checkpoint_fingerprint(checkpoint: Path, weights: str = "float16") -> str:
+def checkpoint_fingerprint(checkpoint: Path, weights: str = DEFAULT_WEIGHTS) -> str:
     """A hash of the checkpoint's files and of what shapes the export: an unchanged one is not redone."""
     h = hashlib.sha256(f"{EXPORT_VERSION} {OPSET} {torch.__version__} {weights}".encode())
     files = [checkpoint / CONFIG_NAME] + sorted(f for d in ("base", "sr") for f in (checkpoint / d).glob("*")
@@ -288,10 +291,11 @@ def calibration_feeds(pipe: ImagenPipeline) -> dict[str, list]:
     return {"base": spread(base), "sr": spread(sr)}
 
 
-def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = "float16") -> dict:
+def export_web(checkpoint: Path, out: Path, force: bool = False, weights: str = DEFAULT_WEIGHTS) -> dict:
     """Export `checkpoint` into `out` and return the manifest; a current export is kept as it is.
-    `weights`: float16 stores the ONNX files' weights in half the bytes (see onnx_weights), float32 as
-    trained, int8 in a quarter with the U-Nets computing in int8 (see onnx_int8)."""
+    `weights`: int8 (the default) stores the text encoder in a quarter of the bytes and runs the U-Nets'
+    convolutions in int8 (see onnx_int8); float16 stores every weight in half the bytes, computed in
+    float32 as trained (see onnx_weights); float32 as trained."""
     if weights not in WEIGHTS:
         raise ExportError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     checkpoint, out = Path(checkpoint), Path(out)
@@ -385,9 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help=f"the folder to write (default: {DEFAULT_OUT_ROOT}/<checkpoint name>, "
                                             "-int8 or -float32 added for those weights)")
     p.add_argument("--force", action="store_true", help="export again even if the folder is up to date")
-    p.add_argument("--weights", choices=WEIGHTS, default="float16",
-                   help="how the files store the weights: float16 (default) halves the download and computes in "
-                        "float32 as trained; int8 quarters it, and the U-Nets compute in int8, faster in the browser")
+    p.add_argument("--weights", choices=WEIGHTS, default=DEFAULT_WEIGHTS,
+                   help=f"how the files store the weights (default: {DEFAULT_WEIGHTS}): int8 runs the U-Nets' "
+                        "convolutions in int8, faster in the browser, and stores the text encoder in int8; float16 "
+                        "computes in float32 as trained from half the bytes; float32 is as trained")
     args = p.parse_args(argv)
     out = args.out or default_out(args.checkpoint, args.weights)
     try:

@@ -16,6 +16,7 @@ whose URL names a version or fingerprint may be cached by the browser for good.
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
 import threading
@@ -39,17 +40,18 @@ mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("application/wasm", ".wasm")
 
 
-def models_folder(checkpoint: Path, weights: str = "float16") -> Path:
+def models_folder(checkpoint: Path, weights: str) -> Path:
     """Where the export of `checkpoint` lives: env IMAGEN_WEB_MODELS, else web/models/<checkpoint name>
-    (<checkpoint name>-<weights> for other weights than float16, so that both can stay exported)."""
+    (<checkpoint name>-<weights> for other weights than the default, so that both can stay exported)."""
     from ..export_web import default_out
     return Path(os.environ.get("IMAGEN_WEB_MODELS") or default_out(checkpoint, weights))
 
 
 def export_weights() -> str:
-    """How the export stores its weights: env IMAGEN_WEB_WEIGHTS (float16, float32 or int8; the export
-    refuses any other, and /browser says so), else float16."""
-    return os.environ.get("IMAGEN_WEB_WEIGHTS") or "float16"
+    """How the export stores its weights: env IMAGEN_WEB_WEIGHTS (int8, float16 or float32; the export
+    refuses any other, and /browser says so), else the export's default (int8)."""
+    from ..export_web import DEFAULT_WEIGHTS
+    return os.environ.get("IMAGEN_WEB_WEIGHTS") or DEFAULT_WEIGHTS
 
 
 def vendor_root() -> Path:
@@ -62,7 +64,7 @@ class LazyExport:
     """The checkpoint's browser export, checked (and made when missing or stale) on first use, once.
     A failure is remembered for `retry_s`, so each page load does not start an export."""
 
-    def __init__(self, checkpoint: Path, out: Path, retry_s: float = 60, weights: str = "float16"):
+    def __init__(self, checkpoint: Path, out: Path, weights: str, retry_s: float = 60):
         self.checkpoint, self.out, self.weights = Path(checkpoint), Path(out), weights
         self._lock = threading.Lock()
         self._manifest: dict | None = None
@@ -97,7 +99,7 @@ class LazyExport:
 
     def problem(self) -> str | None:
         """Why there can be no export now, judged without making one; None when it is there or can be made."""
-        problem = checkpoint_problem(self.checkpoint)
+        problem = checkpoint_problem(self.checkpoint) or self._weights_problem()
         if problem is not None:
             return problem
         if (error := self._failure.recent()) is not None:
@@ -118,8 +120,14 @@ class LazyExport:
             self._fingerprint = (stamp, checkpoint_fingerprint(self.checkpoint, self.weights))
         return is_current(self.out, self._fingerprint[1])
 
+    def _weights_problem(self) -> str | None:
+        from ..export_web import WEIGHTS
+        if self.weights not in WEIGHTS:
+            return f"IMAGEN_WEB_WEIGHTS is {self.weights!r}: it must be one of {', '.join(WEIGHTS)} (or unset)"
+        return None
+
     def _export(self) -> dict:
-        problem = checkpoint_problem(self.checkpoint)
+        problem = checkpoint_problem(self.checkpoint) or self._weights_problem()
         if problem is not None:
             raise RuntimeError(problem)
         from ..export_web import ExportError, export_web
@@ -148,6 +156,17 @@ class BrowserMode:
         self.runtime = LazyRuntime(vendor_root())
         weights = export_weights()
         self.export = LazyExport(checkpoint, models_folder(checkpoint, weights), weights=weights)
+
+    def prepare_in_background(self) -> threading.Thread:
+        """Make the export now, in a thread, so the first visitor finds it ready (the int8 export takes
+        minutes on two cores); a failure is remembered and said on the page as usual."""
+        def prepare() -> None:
+            with contextlib.suppress(RuntimeError):
+                self.export.get()
+
+        thread = threading.Thread(target=prepare, name="browser-export", daemon=True)
+        thread.start()
+        return thread
 
     def problems(self) -> list[str]:
         """Why /browser cannot run here now, judged cheaply (no npm run, no export made): [] when it can."""

@@ -57,8 +57,11 @@ def runtime_ready() -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, runtime_ready) -> Iterator[LocalApp]:
     root = tmp_path_factory.mktemp("browser")
+    # The float16 export, whose U-Nets compute as trained: this test holds the page's sampler to Python's to
+    # a fraction of a grey level. The default int8 export moves pictures by about 4 grey levels, what
+    # benchmarks/browser_int8.py measures (and browser_scores.py --weights int8 scores).
     app = start_app(CHECKPOINT, root, OMP_NUM_THREADS="1", IMAGEN_WEB_MODELS=str(root / "models"),
-                    IMAGEN_WEB_VENDOR=str(ROOT / "web" / "vendor"))
+                    IMAGEN_WEB_VENDOR=str(ROOT / "web" / "vendor"), IMAGEN_WEB_WEIGHTS="float16")
     try:
         app.wait()
         yield app

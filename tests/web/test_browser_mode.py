@@ -5,6 +5,7 @@ in test_browser_cascade.py."""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -99,8 +100,23 @@ def test_an_unknown_weight_storage_is_said_on_the_page_and_nothing_is_exported(t
     monkeypatch.setenv("IMAGEN_WEB_WEIGHTS", "int4")
     answer = client(checkpoint, tmp_path, monkeypatch, runtime=True).get("/browser/setup.json").json()
     assert answer["ok"] is False
-    assert any("float16, float32, int8" in p and "int4" in p for p in answer["problems"]), answer["problems"]
+    assert any("IMAGEN_WEB_WEIGHTS is 'int4'" in p and "int8, float16, float32" in p for p in answer["problems"]), \
+        answer["problems"]
     assert not (tmp_path / "models").exists()
+
+
+def test_a_space_prepares_the_export_before_the_first_visit(tmp_path, monkeypatch, text_encoder):
+    checkpoint = tmp_path / "tiny"
+    make_tiny_pipeline(text_encoder).save_pretrained(checkpoint)
+    monkeypatch.setenv("IMAGEN_WEB_MODELS", str(tmp_path / "models"))
+    BrowserMode(checkpoint).prepare_in_background().join(timeout=300)
+    manifest = json.loads((tmp_path / "models" / "manifest.json").read_text())
+    assert manifest["weights"]["storage"] == "int8"  # the default export
+    # nothing to export: the thread ends quietly, and the page will say why
+    monkeypatch.setenv("IMAGEN_WEB_MODELS", str(tmp_path / "other"))
+    thread = BrowserMode(tmp_path / "no-checkpoint").prepare_in_background()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and not (tmp_path / "other").exists()
 
 
 def test_the_installer_refuses_a_tarball_that_is_not_the_pinned_one(tmp_path):

@@ -28,8 +28,8 @@ from imagen.unets import build_unet, unet_forward
 from tests.tiny import make_tiny_pipeline
 
 ort = pytest.importorskip("onnxruntime", reason="the parity tests run the exports in onnxruntime "
-                                                "(pip install -r requirements-dev.txt)")
-pytest.importorskip("onnx", reason="the export needs onnx (pip install -r requirements-dev.txt)")
+                                                "(pip install -r requirements.txt)")
+pytest.importorskip("onnx", reason="the export needs onnx (pip install -r requirements.txt)")
 
 # float32 graphs against float32 modules: what differs is the order of operations only. Measured: about
 # 4e-6 (tiny base U-Net), 2e-5 (tiny SR U-Net) and 3e-6 (MiniLM), on outputs of size 1.5-6.
@@ -44,7 +44,7 @@ def exported(tmp_path_factory, text_encoder):
     """A tiny checkpoint saved as a release is (float16 weights), exported once for every test here."""
     root = tmp_path_factory.mktemp("web")
     make_tiny_pipeline(text_encoder).save_pretrained(root / "tiny", half=True)
-    manifest = export_web(root / "tiny", root / "out")  # float16 storage, the default
+    manifest = export_web(root / "tiny", root / "out", weights="float16")  # exact: the parity tests
     return root / "tiny", root / "out", manifest
 
 
@@ -69,7 +69,7 @@ def test_export_writes_every_file_once_and_a_manifest_last(exported, capsys):
 
     # An unchanged checkpoint is not exported again; a changed one is.
     mtime = (out / "base_unet.onnx").stat().st_mtime_ns
-    assert main(["--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert main(["--checkpoint", str(checkpoint), "--out", str(out), "--weights", "float16"]) == 0
     assert "up to date" in capsys.readouterr().out
     assert (out / "base_unet.onnx").stat().st_mtime_ns == mtime
     manifest_path = out / MANIFEST_NAME

@@ -243,7 +243,7 @@ function setUpControls(defaults, hasSR) {
 
 async function boot() {
   if (typeof WebAssembly !== "object") return unavailable(["This browser has no WebAssembly."]);
-  say("Asking the server for the models (the first visit after an update prepares them: up to a minute)…");
+  say("Asking the server for the models (the first visit after an update prepares them: a few minutes on two cores)…");
   let setup;
   try {
     setup = await (await fetch("/browser/setup.json")).json();

@@ -47,7 +47,7 @@ from diffusers import UNet2DConditionModel
 from .config import CONFIG_NAME, DEFAULT_CHECKPOINT, CheckpointError, DiffusionConfig, Settings
 from .diffusion import alpha_bars, dynamic_threshold, make_betas
 from .files import atomic_write, atomic_write_text
-from .onnx_int8 import quantize_unet, record_unet_inputs, store_weights_int8
+from .onnx_int8 import CALIBRATION_PERCENTILE, KEEP_FLOAT, quantize_unet, record_unet_inputs, store_weights_int8
 from .onnx_weights import store_weights_float16
 from .pipeline import ImagenPipeline
 from .self_conditioning import sampling_input
@@ -234,6 +234,8 @@ def default_out(checkpoint: Path, weights: str = DEFAULT_WEIGHTS) -> Path:
 def checkpoint_fingerprint(checkpoint: Path, weights: str = DEFAULT_WEIGHTS) -> str:
     """A hash of the checkpoint's files and of what shapes the export: an unchanged one is not redone."""
     h = hashlib.sha256(f"{EXPORT_VERSION} {OPSET} {torch.__version__} {weights}".encode())
+    if weights == "int8":  # what the calibration draws shapes the int8 files too
+        h.update(f"{CALIBRATION_CAPTIONS} {CALIBRATION_FEEDS} {CALIBRATION_PERCENTILE} {KEEP_FLOAT}".encode())
     files = [checkpoint / CONFIG_NAME] + sorted(f for d in ("base", "sr") for f in (checkpoint / d).glob("*")
                                                 if f.is_file())
     for f in files:

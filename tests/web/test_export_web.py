@@ -237,6 +237,16 @@ def test_int8_unets_stay_near_pytorch_on_the_pipelines_own_inputs(exported, expo
     assert 0 < np.median(errors) < 0.15, errors
 
 
+def test_int8_exports_are_redone_when_the_calibration_changes(exported, monkeypatch):
+    import imagen.export_web as export_module
+    checkpoint = exported[0]
+    before = export_module.checkpoint_fingerprint(checkpoint, "int8")
+    assert export_module.checkpoint_fingerprint(checkpoint, "float16") == exported[2]["fingerprint"]
+    monkeypatch.setattr(export_module, "CALIBRATION_CAPTIONS", ("snowman",))
+    assert export_module.checkpoint_fingerprint(checkpoint, "int8") != before
+    assert export_module.checkpoint_fingerprint(checkpoint, "float16") == exported[2]["fingerprint"]
+
+
 def test_int8_storage_of_a_matmul_and_a_gather_rounds_each_row_to_half_a_step(tmp_path):
     import onnx
     from onnx import TensorProto, helper, numpy_helper

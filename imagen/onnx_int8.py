@@ -1,24 +1,27 @@
-"""int8 for the browser (`python -m imagen.export_web --weights int8`): a quarter of the bytes, and
-U-Net steps that run faster in WebAssembly.
+"""int8 for the browser (`python -m imagen.export_web --weights int8`, the default): 56% of the
+float16 export's bytes (39.6 MB against 70.5), and U-Net steps that run faster in WebAssembly.
 
 Two different things, because the models differ:
 
 - **The U-Nets: int8 arithmetic** (`quantize_unet`). Their convolutions take most of a step, and
-  onnxruntime-web runs an int8 convolution about 1.2x faster than a float32 one (QLinearConv
-  against MLAS's float kernels, both WebAssembly SIMD). Static quantization in onnxruntime's QDQ
-  form: each convolution's weights int8 per output channel, its input activations uint8 per tensor
-  with ranges calibrated on the U-Net's own inputs while the pipeline draws a few captions
-  (`record_unet_inputs`), the 0.01% tails clipped (percentile calibration). The first and the last
-  convolution stay float: they carry the image itself in and out, and so do the attention's and the
-  embeddings' matrices (cheap to run; the export stores them as float16, lossless for these U-Nets).
+  onnxruntime-web runs an int8 convolution faster than a float one (QLinearConv against MLAS's
+  float kernels, both WebAssembly SIMD): the page reaches the 64 px image in 0.80x and the 256 px
+  one in 0.85x the float16 export's time (benchmarks/browser_int8.py). Static quantization in
+  onnxruntime's QDQ form: each convolution's weights int8 per output channel, its input activations
+  uint8 per tensor with ranges calibrated on the U-Net's own inputs while the pipeline draws a few
+  captions (`record_unet_inputs`), the 0.01% tails clipped (percentile calibration). The first and
+  the last convolution stay float: they carry the image itself in and out, and so do the
+  attention's and the embeddings' matrices (cheap to run; the export stores them as float16,
+  lossless for these U-Nets).
 - **The text encoder: int8 storage only** (`store_weights_int8`). It runs once per prompt, so its
-  speed does not matter, and int8 activations would move its embeddings by about 30% (dynamic
-  quantization, measured). Each large weight is stored as int8 with one float scale per output row
-  or column and a Cast and a Mul in front of the graph; onnxruntime folds those into float32
-  constants when it loads the model, as it folds `onnx_weights`' float16 casts.
+  speed does not matter, and int8 activations move its embeddings too far (onnxruntime's
+  quantize_dynamic: a relative RMS change of 0.30 on eight captions' token embeddings, against 0.03
+  for int8 storage). Each large weight is stored as int8 with one float scale per output row or
+  column and a Cast and a Mul in front of the graph; onnxruntime folds those into float32 constants
+  when it loads the model, as it folds `onnx_weights`' float16 casts.
 
-What this changes in the pictures is the evaluator's to say (benchmarks/browser_scores.py); the
-export records each model's error beside the float32 one in the manifest.
+What this changes in the pictures is the evaluator's to say (benchmarks/browser_scores.py --weights
+int8, docs/browser-cascade.md); the manifest records what was quantized, per model.
 """
 
 from __future__ import annotations

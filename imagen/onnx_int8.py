@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .files import atomic_write
-from .onnx_weights import MIN_ELEMENTS
+from .onnx_weights import MIN_ELEMENTS, fresh_namer, save_rewritten
 
 KEEP_FLOAT = ("/unet/conv_in/Conv", "/unet/conv_out/Conv")  # the image's way in and out
 CALIBRATION_PERCENTILE = 99.99
@@ -148,14 +148,7 @@ def store_weights_int8(path: Path) -> dict:
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, set()).add(node.op_type)
-    taken = {i.name for i in graph.initializer} | {n for node in graph.node for n in node.output}
-
-    def fresh(name: str) -> str:
-        while name in taken:
-            name += "_"
-        taken.add(name)
-        return name
-
+    fresh = fresh_namer(graph)
     initializers, nodes = [], []
     stored = kept = 0
     worst = 0.0
@@ -178,12 +171,6 @@ def store_weights_int8(path: Path) -> dict:
                   helper.make_node("Mul", [f_name, s_name], [init.name], name=f"{init.name}__dequantize")]
         stored += 1
     before = path.stat().st_size
-    graph.ClearField("initializer")
-    graph.initializer.extend(initializers)
-    all_nodes = nodes + list(graph.node)  # in front: the graph stays topologically sorted
-    graph.ClearField("node")
-    graph.node.extend(all_nodes)
-    onnx.checker.check_model(model)
-    atomic_write(path, lambda tmp: onnx.save(model, str(tmp)))
+    save_rewritten(model, path, initializers, nodes)
     return {"int8": stored, "kept": kept, "bytes_before": before, "bytes_after": path.stat().st_size,
             "max_relative_rounding": worst}

@@ -12,6 +12,7 @@ significant bits; the export's tests and the evaluator measure what that changes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,34 @@ def _halvable(array: np.ndarray) -> bool:
     return not len(nonzero) or np.mean(nonzero < np.finfo(np.float16).tiny) < 0.01
 
 
+def fresh_namer(graph) -> Callable[[str], str]:
+    """A function giving names no initializer or node output of `graph` has (nor any it gave before)."""
+    taken = {i.name for i in graph.initializer} | {n for node in graph.node for n in node.output}
+
+    def fresh(name: str) -> str:
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        return name
+
+    return fresh
+
+
+def save_rewritten(model, path: Path, initializers: list, front_nodes: list) -> None:
+    """Give `model`'s graph these initializers and put `front_nodes` (which make weights out of them)
+    ahead of its nodes, so it stays topologically sorted; check it and write it to `path` atomically."""
+    import onnx
+
+    graph = model.graph
+    graph.ClearField("initializer")
+    graph.initializer.extend(initializers)
+    nodes = list(front_nodes) + list(graph.node)
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    atomic_write(path, lambda tmp: onnx.save(model, str(tmp)))
+
+
 def store_weights_float16(path: Path) -> dict[str, int]:
     """Rewrite the ONNX file at `path` (atomically) with float16 storage for its large float32 weights.
     Returns counts: tensors halved and kept, bytes before and after, and the largest rounding error."""
@@ -44,7 +73,7 @@ def store_weights_float16(path: Path) -> dict[str, int]:
     model = onnx.load(str(path))
     graph = model.graph
     used = {name for node in graph.node for name in node.input}
-    taken = {i.name for i in graph.initializer} | {n for node in graph.node for n in node.output}
+    fresh = fresh_namer(graph)
     initializers, casts = [], []
     halved = kept = 0
     worst = 0.0
@@ -54,10 +83,7 @@ def store_weights_float16(path: Path) -> dict[str, int]:
             initializers.append(init)
             kept += 1
             continue
-        half_name = f"{init.name}__float16"
-        while half_name in taken:
-            half_name += "_"
-        taken.add(half_name)
+        half_name = fresh(f"{init.name}__float16")
         half = array.astype(np.float16)
         worst = max(worst, float(np.abs(half.astype(np.float32) - array).max()))
         initializers.append(numpy_helper.from_array(half, half_name))
@@ -66,12 +92,6 @@ def store_weights_float16(path: Path) -> dict[str, int]:
                                       name=f"{init.name}__to_float32"))
         halved += 1
     before = path.stat().st_size
-    graph.ClearField("initializer")
-    graph.initializer.extend(initializers)
-    nodes = casts + list(graph.node)  # the casts first: the graph stays topologically sorted
-    graph.ClearField("node")
-    graph.node.extend(nodes)
-    onnx.checker.check_model(model)
-    atomic_write(path, lambda tmp: onnx.save(model, str(tmp)))
+    save_rewritten(model, path, initializers, casts)
     return {"halved": halved, "kept": kept, "bytes_before": before, "bytes_after": path.stat().st_size,
             "max_rounding": worst}

@@ -207,14 +207,13 @@ def test_int8_export_quantizes_the_convolutions_and_stores_the_text_encoder_in_i
     assert manifest["weights"]["storage"] == "int8" and manifest["fingerprint"] != manifest16["fingerprint"]
     for stage in ("base", "sr"):
         graph = onnx.load(str(out / f"{stage}_unet.onnx")).graph
-        inputs_of = {n.name: n.input for n in graph.node}
         made_by = {o: n.op_type for n in graph.node for o in n.output}
         convs = [n for n in graph.node if n.op_type == "Conv"]
         int8 = [n.name for n in convs if made_by.get(n.input[0]) == "DequantizeLinear"]
         # every convolution but the first and the last reads a dequantized (int8) input
         assert sorted(set(n.name for n in convs) - set(int8)) == ["/unet/conv_in/Conv", "/unet/conv_out/Conv"]
         assert manifest["weights"]["int8"][f"{stage}_unet.onnx"]["int8_convolutions"] == len(int8) > 0
-        assert inputs_of  # the graph still takes the page's float32 feeds:
+        # the graph still takes the page's float32 feeds
         assert manifest["stages"][stage]["inputs"] == manifest16["stages"][stage]["inputs"]
     text = manifest["weights"]["int8"]["text_encoder.onnx"]
     assert text["int8"] > 0 and 0 < text["max_relative_rounding"] <= 0.5 / 127 + 1e-6  # half a step of 127

@@ -236,6 +236,16 @@ def test_int8_unets_stay_near_pytorch_on_the_pipelines_own_inputs(exported, expo
     assert 0 < np.median(errors) < 0.15, errors
 
 
+def test_int8_calibration_draws_no_held_out_phrasing_or_colour_pair():
+    from imagen.data.colours import is_held_out
+    from imagen.data.phrasing import HELD_OUT_TEMPLATES, fill
+    from imagen.export_web import CALIBRATION_CAPTIONS
+    names = ["penguin", "banana", "apple", "grinning face"]
+    held_out = {fill(t, x) for t in HELD_OUT_TEMPLATES for x in names}
+    assert not any(c.startswith(h) for c in CALIBRATION_CAPTIONS for h in held_out)
+    assert not is_held_out("purple", "banana") and not is_held_out("red", "apple")
+
+
 def test_int8_exports_are_redone_when_the_calibration_changes(exported, monkeypatch):
     import imagen.export_web as export_module
     checkpoint = exported[0]

@@ -4,8 +4,8 @@ image of the batch gets a freshly drawn caption, and some images a new colour.
 For each image it knows its name, its drawing style, its aliases and, when the drawing is clearly
 of one colour, that colour. A draw then:
 
-- recolours a share of the clearly coloured drawings into another hue class and says the new
-  colour ("purple banana"), never for a (colour, concept) pair the hold-out rule keeps out;
+- recolours a share of the clearly coloured drawings into another hue class (colours.recolour_to)
+  and says the new colour ("purple banana"), never for a (colour, concept) pair the hold-out rule keeps out;
 - says the real colour of some others ("yellow banana"), under the same rule;
 - frames the name (or an alias) in one of the training phrasings, and names the style, except for
   some images of the default style (see phrasing.varied_caption).
@@ -20,13 +20,11 @@ from .balance import concept_key
 from .colours import (
     COLOUR_WORDS,
     HUE_CLASSES,
-    TARGET_HUE,
     chromatic_share,
     clear_colour,
-    dominant_hue_angle,
     hue_histogram,
     is_held_out,
-    recolour,
+    recolour_to,
 )
 from .phrasing import TRAIN_TEMPLATES, CaptionPolicy, fill, varied_caption
 
@@ -75,14 +73,15 @@ class CaptionVariety:
                 colour_words[position] = colour
         if picked:
             reference = images if low_res is None else low_res  # the 64 px image decides the colour
-            turn = torch.tensor([TARGET_HUE[t] for t in targets]) - dominant_hue_angle(reference[picked], own)
             # Keep a recolouring only where the drawing then reads as the colour it will be called
             # (a light drawing turned to red reads as pink): the others stay as they were.
-            reads = clear_colour(hue_histogram(recolour(reference[picked], turn)))
+            reads = clear_colour(hue_histogram(recolour_to(reference[picked], own, targets)))
             kept = [k for k, t in enumerate(targets) if reads[k] == t]
-            rows = [picked[k] for k in kept]
-            images = _recolour_rows(images, rows, turn[kept])
-            low_res = None if low_res is None else _recolour_rows(low_res, rows, turn[kept])
+            if kept:
+                rows = [picked[k] for k in kept]
+                plan = ([own[k] for k in kept], [targets[k] for k in kept], reference[rows])
+                images = _recolour_rows(images, rows, *plan)
+                low_res = None if low_res is None else _recolour_rows(low_res, rows, *plan)
             for k in kept:
                 colour_words[picked[k]] = targets[k]
         captions = [varied_caption(self.names[i], self.styles[i], rng, self.policy, colour_words[p], self.aliases[i],
@@ -90,11 +89,10 @@ class CaptionVariety:
         return captions, images, low_res
 
 
-def _recolour_rows(images: torch.Tensor, rows: list[int], turn: torch.Tensor) -> torch.Tensor:
-    if not rows:
-        return images
+def _recolour_rows(images: torch.Tensor, rows: list[int], own: list[str], targets: list[str],
+                   reference: torch.Tensor) -> torch.Tensor:
     images = images.clone()
-    images[rows] = recolour(images[rows], turn).to(images.dtype)
+    images[rows] = recolour_to(images[rows], own, targets, reference).to(images.dtype)
     return images
 
 

@@ -38,6 +38,12 @@ _PINK_SATURATION, _PINK_VALUE = 0.45, 0.85
 COLOUR_WORDS = re.compile(r"\b(red|orange|yellow|green|blue|purple|pink|brown|black|white|grey|gray|violet)\b",
                           re.IGNORECASE)
 
+# Yellow ink is bright (real emoji: mean value 0.95, against 0.64 to 0.89 for the other classes); a
+# dark blue turned to yellow's hue is olive, which reads as green. Recolouring into yellow lifts the value.
+VALUE_LIFT = {"yellow": 0.3}
+# Hues this far (degrees) from a recoloured drawing's dominant hue are squeezed towards it.
+SQUEEZE_REACH = 60.0
+
 HELD_OUT_PREFIXES = "0123"
 
 
@@ -120,12 +126,57 @@ def dominant_hue_angle(images: torch.Tensor, classes: list[str]) -> torch.Tensor
     return torch.rad2deg(torch.atan2(y, x)) % 360
 
 
-def recolour(images: torch.Tensor, rotate_by: torch.Tensor) -> torch.Tensor:
+def recolour(images: torch.Tensor, rotate_by: torch.Tensor, squeeze: torch.Tensor | None = None,
+             centre: torch.Tensor | None = None, lift: torch.Tensor | None = None) -> torch.Tensor:
     """Rotate the hue of every pixel of image i by rotate_by[i] degrees. (B, 3, H, W) in [-1, 1].
-    White, grey and black have no saturation, so outlines and background stay as they are."""
+    White, grey and black have no saturation, so outlines and background stay as they are.
+    With `squeeze` and `centre` (B,), hues within SQUEEZE_REACH degrees of centre[i] first move
+    towards it by the factor squeeze[i] (those further out move with them, so the order of hues stays).
+    With `lift` (B,), the chromatic ink's value moves towards 1: v -> 1 - (1 - v) * lift[i]."""
     hsv = rgb_to_hsv((images.float().clamp(-1, 1) + 1) / 2)
-    hue = (hsv[:, 0] + rotate_by.to(hsv.device).view(-1, 1, 1)) % 360
-    return hsv_to_rgb(torch.cat([hue[:, None], hsv[:, 1:]], 1)) * 2 - 1
+    hue = hsv[:, 0]
+    if squeeze is not None and centre is not None:
+        centre, factor = centre.to(hue.device).view(-1, 1, 1), squeeze.to(hue.device).view(-1, 1, 1)
+        offset = (hue - centre + 180) % 360 - 180
+        far = offset.abs() - SQUEEZE_REACH
+        offset = torch.where(far <= 0, offset * factor, offset.sign() * (SQUEEZE_REACH * factor + far))
+        hue = centre + offset
+    hue = (hue + rotate_by.to(hsv.device).view(-1, 1, 1)) % 360
+    value = hsv[:, 2]
+    if lift is not None:
+        chromatic = (hsv[:, 1] >= MIN_SATURATION) & (value >= MIN_VALUE)
+        value = torch.where(chromatic, 1 - (1 - value) * lift.to(value.device).view(-1, 1, 1), value)
+    return hsv_to_rgb(torch.stack([hue, hsv[:, 1], value], 1)) * 2 - 1
+
+
+def _class_bounds(colour: str) -> tuple[float, float]:
+    start = _STARTS[colour]
+    end = _STARTS[HUE_CLASSES[(HUE_CLASSES.index(colour) + 1) % len(HUE_CLASSES)]]
+    return start, (end - start) % 360
+
+
+def squeeze_factor(own: str, target: str) -> float:
+    """How much a drawing's hue spread shrinks when it is recoloured from class `own` into `target`:
+    a rotated blue drawing spans about 60 degrees of hue and yellow is 30 wide, so rotation alone
+    leaves a "yellow" drawing part green or orange and teaches the word a muddy range. The spread
+    is fitted into 3/4 of the room the target hue has inside its class; never widened."""
+    start, width = _class_bounds(target)
+    inside = (TARGET_HUE[target] - start) % 360
+    room = 0.75 * min(inside, width - inside)
+    return min(1.0, room / (_class_bounds(own)[1] / 2))
+
+
+def recolour_to(images: torch.Tensor, own: list[str], targets: list[str],
+                reference: torch.Tensor | None = None) -> torch.Tensor:
+    """Recolour image i from its hue class own[i] into targets[i]: its dominant hue goes to the
+    target's hue, the spread around it is squeezed to fit the class and ink turned yellow is
+    lightened. `reference` (same rows, e.g. the 64 px version of 256 px images) decides the
+    dominant hue, so both recolour alike."""
+    centre = dominant_hue_angle(images if reference is None else reference, own)
+    turn = torch.tensor([TARGET_HUE[t] for t in targets]) - centre
+    squeeze = torch.tensor([squeeze_factor(o, t) for o, t in zip(own, targets)])
+    lift = torch.tensor([VALUE_LIFT.get(t, 1.0) for t in targets])
+    return recolour(images, turn, squeeze, centre, lift)
 
 
 def chromatic_share(images_uint8: np.ndarray) -> np.ndarray:

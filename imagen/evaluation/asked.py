@@ -27,14 +27,12 @@ from ..data.caption_variety import split_caption
 from ..data.colours import (
     COLOUR_WORDS,
     HUE_CLASSES,
-    TARGET_HUE,
     clear_colour,
     dominant_hue,
-    dominant_hue_angle,
     hue_distance,
     hue_histogram,
     is_held_out,
-    recolour,
+    recolour_to,
 )
 from ..data.emoji import DEFAULT_STYLE
 from ..data.phrasing import HELD_OUT_TEMPLATES, fill, style_suffix
@@ -160,8 +158,7 @@ def evaluate_colour(args: argparse.Namespace, pipe: ImagenPipeline | None, text_
     blind, blind_record = load_or_train(ds, text_encoder, COLOUR_BLIND_CONFIG, device=text_encoder.device)
     scorer = Scorer.build(ds, text_encoder, blind, index, reference, seed=args.seed, variant=1)
     real = from_uint8(ds.images_64[index])
-    turn = torch.tensor([TARGET_HUE[c] for c in asked]) - dominant_hue_angle(real, own)
-    real_recoloured = recolour(real, turn)
+    real_recoloured = recolour_to(real, own, asked)  # as training recolours
     named_index, named_colours = colour_named_emoji(ds)
     results: dict = {
         "mode": "colour", "num_pairs": len(pairs), "seed": args.seed, "style": args.style,

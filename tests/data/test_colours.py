@@ -8,11 +8,14 @@ from imagen.data.colours import (
     TARGET_HUE,
     clear_colour,
     dominant_hue,
+    dominant_hue_angle,
     hsv_to_rgb,
+    hue_class_map,
     hue_distance,
     hue_histogram,
     is_held_out,
     recolour,
+    recolour_to,
     rgb_to_hsv,
 )
 
@@ -53,6 +56,37 @@ def test_recolouring_turns_the_ink_and_leaves_outlines_and_background_alone():
     # a light, weakly saturated drawing turned to red reads as pink, as the light reds of the data do
     light_blue = disc((146, 211, 245))
     assert clear_colour(hue_histogram(recolour(light_blue, torch.tensor([360.0 - 201])))) == ["pink"]
+
+
+def two_blues() -> torch.Tensor:
+    """A (1, 3, 64, 64) drawing in two blues 46 degrees of hue apart, outlined in black."""
+    image = disc((30, 60, 200))  # hue 229, value 0.78
+    image[:, :, 32:] = disc((40, 200, 210))[:, :, 32:]  # hue 184, value 0.82
+    return image
+
+
+def test_recolouring_into_a_narrow_class_keeps_every_shade_inside_it():
+    blues = two_blues()
+    for target in HUE_CLASSES:
+        hsv = rgb_to_hsv((recolour_to(blues, ["blue"], [target]) + 1) / 2)
+        classes = hue_class_map(hsv)
+        ink = classes >= 0
+        assert (classes[ink] == HUE_CLASSES.index(target)).all(), target  # both shades are the asked colour
+        assert torch.equal(ink, hue_class_map(rgb_to_hsv((blues + 1) / 2)) >= 0)  # outlines stay ink-free
+    # rotation alone spills the 46-degree spread out of yellow's 30 degrees
+    turned = recolour(blues, TARGET_HUE["yellow"] - dominant_hue_angle(blues, ["blue"]))
+    classes = hue_class_map(rgb_to_hsv((turned + 1) / 2))
+    assert ((classes >= 0) & (classes != HUE_CLASSES.index("yellow"))).any()
+
+
+def test_ink_turned_yellow_is_lightened_and_other_colours_keep_their_value():
+    blues = two_blues()
+    ink = hue_class_map(rgb_to_hsv((blues + 1) / 2)) >= 0
+    value = rgb_to_hsv((blues + 1) / 2)[:, 2][ink]
+    yellow = rgb_to_hsv((recolour_to(blues, ["blue"], ["yellow"]) + 1) / 2)[:, 2][ink]
+    purple = rgb_to_hsv((recolour_to(blues, ["blue"], ["purple"]) + 1) / 2)[:, 2][ink]
+    assert yellow.min() > 0.85 > value.min()  # a dark blue turns yellow, not olive
+    assert torch.allclose(purple, value, atol=1e-5)
 
 
 def test_hue_distance_is_on_a_circle():

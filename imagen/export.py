@@ -24,7 +24,7 @@ from pathlib import Path
 from diffusers import UNet2DConditionModel
 
 from .config import DiffusionConfig, PipelineConfig, Settings
-from .data.emoji import DEFAULT_STYLE, STYLES
+from .data.emoji import STYLES, default_style, parse_styles
 from .pipeline import load_unet, save_pipeline
 from .training.checkpointing import complete_checkpoints, load_checkpoint, load_latest
 from .training.config import TrainConfig
@@ -97,13 +97,15 @@ def export(runs: list[Path], out: Path, half: bool = True, defaults: Settings | 
         base_cfg = stages["base"][0]
         text_encoder, max_length, base_diffusion = base_cfg.text_encoder, base_cfg.max_length, _diffusion(base_cfg)
         base_unet = stages["base"][1]
-        styles = emoji_styles() if base_cfg.data == "emoji" else ()
-        default_style = f"{DEFAULT_STYLE} style" if base_cfg.caption_variety else None
+        is_emoji = base_cfg.data.split(":")[0] == "emoji"
+        styles = emoji_styles(parse_styles(base_cfg.data)) if is_emoji else ()
+        bare_style = f"{default_style(parse_styles(base_cfg.data))} style" if is_emoji and base_cfg.caption_variety \
+            else None
     elif base_from is not None:
         source = PipelineConfig.load(base_from / "pipeline.json")  # a CheckpointError (a ValueError) if damaged
         text_encoder, max_length, base_diffusion = source.text_encoder, source.max_length, source.base
         base_unet = load_unet(base_from / "base")
-        styles, default_style = source.styles, source.default_style
+        styles, bare_style = source.styles, source.default_style
         print(f"{base_from}: base stage (--base-from)")
     else:
         raise ValueError("give a base-stage run (--run runs/NAME trained with --stage base), "
@@ -120,18 +122,19 @@ def export(runs: list[Path], out: Path, half: bool = True, defaults: Settings | 
         sr=_diffusion(stages["sr"][0]) if "sr" in stages else None,
         defaults=defaults if "sr" in stages else Settings(**{**vars(defaults), "sr": False}),
         styles=styles,
-        default_style=default_style,
+        default_style=bare_style,
     )
     save_pipeline(out, config, base_unet, stages["sr"][1] if "sr" in stages else None, half=half,
                   max_shard_mb=max_shard_mb)
     return config
 
 
-def emoji_styles() -> tuple[str, ...]:
-    """The styles the built-in emoji captions name ("red apple, twemoji style"), the page's default
-    first: OpenMoji's outlined drawings come out the most recognisable (the model card's "Naming a
-    style" section)."""
-    return tuple(sorted((f"{style} style" for style in STYLES), key=lambda s: s != f"{DEFAULT_STYLE} style"))
+def emoji_styles(styles: tuple[str, ...] = STYLES) -> tuple[str, ...]:
+    """The styles the emoji captions name ("red apple, twemoji style"), the page's default first:
+    OpenMoji's outlined drawings come out the most recognisable (the model card's "Naming a style"
+    section)."""
+    first = f"{default_style(styles)} style"
+    return tuple(sorted((f"{style} style" for style in styles), key=lambda s: s != first))
 
 
 def _diffusion(cfg: TrainConfig) -> DiffusionConfig:

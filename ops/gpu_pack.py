@@ -45,7 +45,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from imagen.data.caption_variety import variety_words
-from imagen.data.emoji import write_pack
+from imagen.data.emoji import STYLES, parse_styles, write_pack
 from imagen.text_encoder import DEFAULT_TEXT_ENCODER, resolve_text_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,11 +142,13 @@ def tracked_mb() -> float:
     return sum((ROOT / f).stat().st_size for f in files.decode().split("\0") if f and (ROOT / f).is_file()) / 1e6
 
 
-def build_pack(out: Path, wheels: bool = True, max_items: int | None = None) -> dict:
-    """Write the pack to `out` (replacing it) and return its sizes in MB."""
+def build_pack(out: Path, wheels: bool = True, max_items: int | None = None,
+               styles: tuple[str, ...] = STYLES) -> dict:
+    """Write the pack to `out` (replacing it) and return its sizes in MB. `styles`: the emoji
+    styles it carries (the runs there train on them as `--data emoji`)."""
     if out.exists():
         shutil.rmtree(out)
-    emoji_dir = write_pack(out / "emoji", max_items)
+    emoji_dir = write_pack(out / "emoji", max_items, styles)
     items = json.loads((emoji_dir / "items.json").read_text())
     captions = [c for _, variants in items["items"] for c in variants]
     # --caption-variety adds words of its own: the phrasings, colour words and the emoji's aliases
@@ -174,9 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT.name}/")
     p.add_argument("--no-wheels", action="store_true", help="skip downloading the wheels (no network)")
     p.add_argument("--max-items", type=int, help="pack only the first N emoji (smoke tests)")
+    p.add_argument("--data", default="emoji", help="the emoji styles to carry, e.g. emoji:twemoji,openmoji,noto,fluent "
+                                                   "(default: emoji, the built-in two)")
     args = p.parse_args(argv)
     try:
-        sizes = build_pack(args.out, wheels=not args.no_wheels, max_items=args.max_items)
+        sizes = build_pack(args.out, wheels=not args.no_wheels, max_items=args.max_items,
+                           styles=parse_styles(args.data))
     except (RuntimeError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

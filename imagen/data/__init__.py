@@ -14,11 +14,12 @@ def default_cache_dir() -> Path:
 
 
 def load_dataset(spec: str, cache_dir: str | Path | None = None) -> PreparedDataset:
-    """"emoji" | "pokemon" | "hf:NAME_OR_PATH" | a folder path -> the prepared dataset (built on first use)."""
+    """"emoji" | "emoji:STYLE,STYLE" | "pokemon" | "hf:NAME_OR_PATH" | a folder path -> the prepared
+    dataset (built on first use)."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if spec == "emoji":
-        from .emoji import load_emoji
-        return load_emoji(cache)
+    if spec == "emoji" or spec.startswith("emoji:"):
+        from .emoji import load_emoji, parse_styles
+        return load_emoji(cache, parse_styles(spec) if ":" in spec else None)
     if spec == "pokemon":
         from .pokemon import load_pokemon
         return load_pokemon(cache)
@@ -29,8 +30,8 @@ def load_dataset(spec: str, cache_dir: str | Path | None = None) -> PreparedData
     from .folder import load_folder
     path = Path(spec)
     if not path.exists():
-        raise FileNotFoundError(f"dataset {spec!r} not found: use 'emoji', 'pokemon', a folder of captioned images, "
-                                "or hf:NAME for a Hugging Face dataset")
+        raise FileNotFoundError(f"dataset {spec!r} not found: use 'emoji', 'emoji:STYLE,...', 'pokemon', a folder of "
+                                "captioned images, or hf:NAME for a Hugging Face dataset")
     return load_folder(path, cache)
 
 

@@ -107,7 +107,7 @@ class TrainConfig:
             (0 <= self.balance <= 1, "balance must be in [0, 1]"),
             (isinstance(self.caption_variety, bool),
              f"caption_variety must be true or false, got {self.caption_variety!r}"),
-            (not self.caption_variety or self.data == "emoji",
+            (not self.caption_variety or self.data.split(":")[0] == "emoji",
              "caption_variety builds captions from emoji names and styles: it needs --data emoji"),
             (0 <= self.recolour <= 1, "recolour must be in [0, 1]"),
             (isinstance(self.self_condition, bool),

@@ -24,7 +24,7 @@ from ..config import DiffusionConfig, PipelineConfig, Settings
 from ..data import default_cache_dir, load_dataset
 from ..data.balance import concept_weights
 from ..data.caption_variety import CaptionVariety
-from ..data.emoji import DEFAULT_STYLE, emoji_aliases
+from ..data.emoji import default_style, emoji_aliases, parse_styles
 from ..data.text_cache import CaptionEmbeddings, cached_text_embeddings
 from ..device import fast_bfloat16
 from ..diffusion import (
@@ -170,7 +170,9 @@ class Trainer:
         self.variety: CaptionVariety | None = None
         if cfg.caption_variety:  # captions drawn and encoded every step; the encoder works beside the U-Net
             self.encoder.to(self.acc.device)
-            self.variety = CaptionVariety(ds.captions, ds.images_64, emoji_aliases(), DEFAULT_STYLE, cfg.recolour)
+            styles = tuple(ds.info.get("styles") or parse_styles(cfg.data))
+            self.variety = CaptionVariety(ds.captions, ds.images_64, emoji_aliases(), default_style(styles),
+                                          cfg.recolour)
             empty = self.encoder.encode([""], use_cache=False)
             self.empty_text = empty.text_embeds[0].cpu(), empty.text_mask[0].cpu()
         else:

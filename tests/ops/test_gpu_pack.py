@@ -109,7 +109,8 @@ def test_a_session_trains_three_warm_starts_brings_back_four_files_and_a_second_
                           capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     files = sorted(f.name for f in out.iterdir())
-    assert files == ["meta.tar.gz", "plain-base.safetensors", "plain-sr.safetensors", "sc-base.safetensors"], files
+    assert files == ["meta.tar.gz", "plain-base.safetensors", "plain-sr.safetensors", "sc-base.safetensors"], \
+        done.stdout[-4000:]
     assert all(f.stat().st_size <= 16 * 2**20 for f in out.iterdir())
     with tarfile.open(out / "meta.tar.gz") as tar:
         tar.extractall(tmp_path / "meta", filter="data")

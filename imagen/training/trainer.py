@@ -24,7 +24,7 @@ from ..config import DiffusionConfig, PipelineConfig, Settings
 from ..data import default_cache_dir, load_dataset
 from ..data.balance import concept_weights
 from ..data.caption_variety import CaptionVariety
-from ..data.emoji import default_style, emoji_aliases, parse_styles
+from ..data.emoji import STYLES, default_style, emoji_aliases, parse_styles
 from ..data.text_cache import CaptionEmbeddings, cached_text_embeddings
 from ..device import fast_bfloat16
 from ..diffusion import (
@@ -166,13 +166,19 @@ class Trainer:
 
         # Data: images in memory as uint8, captions as cached embeddings.
         ds = load_dataset(cfg.data, cfg.cache_dir or default_cache_dir())
+        styles = ds.info.get("styles")
+        if cfg.data == "emoji" and styles and tuple(styles) != STYLES:
+            # A GPU pack's emoji set may hold other styles: the run's config names them, so that its
+            # export offers them wherever it is exported.
+            cfg.data = "emoji:" + ",".join(styles)
+            if self.acc.is_main_process:
+                cfg.save(self.run / "config.json")
         self.encoder = TextEncoder(cfg.text_encoder, cfg.max_length)
         self.variety: CaptionVariety | None = None
         if cfg.caption_variety:  # captions drawn and encoded every step; the encoder works beside the U-Net
             self.encoder.to(self.acc.device)
-            styles = tuple(ds.info.get("styles") or parse_styles(cfg.data))
-            self.variety = CaptionVariety(ds.captions, ds.images_64, emoji_aliases(), default_style(styles),
-                                          cfg.recolour)
+            self.variety = CaptionVariety(ds.captions, ds.images_64, emoji_aliases(),
+                                          default_style(parse_styles(cfg.data)), cfg.recolour)
             empty = self.encoder.encode([""], use_cache=False)
             self.empty_text = empty.text_embeds[0].cpu(), empty.text_mask[0].cpu()
         else:

@@ -22,8 +22,9 @@ from imagen.data.emoji import (
     write_pack,
 )
 from imagen.data.iconify import fetch_package, icon_svg, iconify_svg_dir
-from imagen.export import emoji_styles
+from imagen.export import emoji_styles, export
 from imagen.images import from_uint8
+from imagen.train import main as train_main
 
 # The Iconify JSON format, as the packages write it: set-wide size, icons, aliases with flips.
 ICONS = {
@@ -104,3 +105,12 @@ def test_a_pack_carries_its_styles_and_refuses_to_stand_for_others(tmp_path, mon
     assert len(ds) == 12 and ds.info["styles"] == ["noto"]
     with pytest.raises(ValueError, match="holds the styles noto, not twemoji, openmoji"):
         load_emoji(tmp_path / "cache2", STYLES)
+    # a run there says --data emoji; its config and its export name the pack's style
+    run = tmp_path / "run"
+    assert train_main(["--run", str(run), "--data", "emoji", "--cache-dir", str(tmp_path / "cache2"),
+                       "--preset", "tiny", "--batch-size", "2", "--steps", "1", "--caption-variety",
+                       "--sample-every", "100", "--threads", "1"]) == 0
+    assert json.loads((run / "config.json").read_text())["data"] == "emoji:noto"
+    monkeypatch.delenv(PACK_ENV)  # exported back home, without the pack
+    config = export([run], tmp_path / "ck")
+    assert config.styles == ("noto style",) and config.default_style == "noto style"

@@ -16,7 +16,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from imagen.config import Settings  # noqa: E402
 from imagen.web.serving import read_defaults  # noqa: E402
-from tests.local_server import start_app  # noqa: E402
+from tests.local_server import served  # noqa: E402
 
 PROMPTS = ["red apple, twemoji style", "cat face, openmoji style", "sun, twemoji style", "red heart",
            "rocket, twemoji style", "pizza, openmoji style", "grinning face", "flag of Japan"]
@@ -77,29 +76,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"no checkpoint in {args.checkpoint}")
     defaults, _ = read_defaults(args.checkpoint)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        app = start_app(args.checkpoint.resolve(), Path(tmp))
-        try:
-            try:
-                app.wait(timeout=180)
-            except RuntimeError as e:  # the server never came up: say why
-                sys.exit(str(e))
-            url = app.url
-            client = Client(url, verbose=False)
-            start = time.perf_counter()
-            timed_request(client, defaults, "warm-up", 0)  # loads the pipeline: the first visitor's wait
-            first_request_s = time.perf_counter() - start
-            for n in args.clients:
-                records = concurrent_requests(url, defaults, n, args.runs)
-                print(json.dumps({
-                    "clients": n, "requests": len(records), "first_request_s": round(first_request_s, 2),
-                    **{k: round(statistics.median(r[k] for r in records), 3)
-                       for k in ("first_frame_s", "final_s", "frames")},
-                    "max_final_s": round(max(r["final_s"] for r in records), 3),
-                }), flush=True)
-        finally:
-            app.stop()
-
+    with served(args.checkpoint.resolve()) as app:
+        client = Client(app.url, verbose=False)
+        start = time.perf_counter()
+        timed_request(client, defaults, "warm-up", 0)  # loads the pipeline: the first visitor's wait
+        first_request_s = time.perf_counter() - start
+        for n in args.clients:
+            records = concurrent_requests(app.url, defaults, n, args.runs)
+            print(json.dumps({
+                "clients": n, "requests": len(records), "first_request_s": round(first_request_s, 2),
+                **{k: round(statistics.median(r[k] for r in records), 3)
+                   for k in ("first_frame_s", "final_s", "frames")},
+                "max_final_s": round(max(r["final_s"] for r in records), 3),
+            }), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from imagen.web.serving import read_defaults  # noqa: E402
-from tests.local_server import LocalApp, start_app  # noqa: E402
+from tests.local_server import LocalApp, served, start_app  # noqa: E402
 
 GOOD = {"prompt": "red apple, twemoji style", "guidance_scale": 4.0, "steps": 15, "seed": 0,
         "randomize_seed": False, "sr_steps": 10, "sampler": "ddpm", "sr": True}
@@ -193,7 +193,7 @@ def load(app: LocalApp, clients: int, requests: int, burst: int) -> dict:
     figures: dict = {}
     if clients:
         times: list[float] = []
-        served = [0]
+        n_served = [0]
         lock = threading.Lock()
 
         def one_client(c: int) -> None:
@@ -202,7 +202,7 @@ def load(app: LocalApp, clients: int, requests: int, burst: int) -> dict:
                 start = time.perf_counter()
                 refused, _ = predict(own, tuple({**GOOD, "seed": 100 * c + r}.values()), "/generate")
                 with lock:
-                    served[0] += not refused
+                    n_served[0] += not refused
                     times.append(time.perf_counter() - start)
         threads = [threading.Thread(target=one_client, args=(c,)) for c in range(clients)]
         start = time.perf_counter()
@@ -210,7 +210,7 @@ def load(app: LocalApp, clients: int, requests: int, burst: int) -> dict:
             t.start()
         for t in threads:
             t.join()
-        figures["clients"] = {"clients": clients, "requests": clients * requests, "served": served[0],
+        figures["clients"] = {"clients": clients, "requests": clients * requests, "served": n_served[0],
                               "median_s": round(statistics.median(times), 1), "max_s": round(max(times), 1),
                               "wall_s": round(time.perf_counter() - start, 1), "rss_mb": round(rss_mb(app.proc.pid))}
         print(json.dumps(figures["clients"]), flush=True)
@@ -245,22 +245,17 @@ def main(argv: list[str] | None = None) -> None:
                 guidance_scale=defaults.guidance_scale)
 
     results: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        app = start_app(args.checkpoint.resolve(), Path(tmp))
-        other_tracebacks = 0
-        try:
-            app.wait(timeout=180)
-            predict(Client(app.url, verbose=False, download_files=False), tuple(GOOD.values()), "/generate")
-            rss_before = rss_mb(app.proc.pid)  # after the first request has loaded the pipeline
-            if not args.skip_probes:
-                bad_inputs(app, results)
-                other_tracebacks = faults(app, args.checkpoint, Path(tmp), results)
-            figures = load(app, args.clients, args.requests, args.burst)
-            log = app.log.read_text()
-            alive = app.proc.poll() is None
-            rss_after = rss_mb(app.proc.pid) if alive else float("nan")
-        finally:
-            app.stop()
+    other_tracebacks = 0
+    with served(args.checkpoint.resolve()) as app:
+        predict(Client(app.url, verbose=False, download_files=False), tuple(GOOD.values()), "/generate")
+        rss_before = rss_mb(app.proc.pid)  # after the first request has loaded the pipeline
+        if not args.skip_probes:
+            bad_inputs(app, results)
+            other_tracebacks = faults(app, args.checkpoint, app.log.parent, results)
+        figures = load(app, args.clients, args.requests, args.burst)
+        log = app.log.read_text()
+        alive = app.proc.poll() is None
+        rss_after = rss_mb(app.proc.pid) if alive else float("nan")
     print(json.dumps({"probes": len(results), "clear": sum(r["clear"] for r in results),
                       "unexpected": [r["probe"] for r in results if not r["clear"]],
                       "tracebacks_logged": log.count("Traceback") + other_tracebacks, "server_alive": alive,

@@ -35,21 +35,49 @@ class AdaptiveConv(nn.Module):
         nn.init.ones_(self.style.bias)  # start as the plain convolution
         self.bias = nn.Parameter(torch.zeros(c_out))
 
-    def kernel(self, w: torch.Tensor) -> torch.Tensor:
+    def mix(self, w: torch.Tensor) -> torch.Tensor:
+        """(B, w_dim) -> each sample's weights over the bank (B, K), summing to 1."""
+        if self.select is None:
+            return w.new_ones(w.shape[0], 1)
+        return self.select(w).softmax(-1)
+
+    def kernel(self, w: torch.Tensor, mix: torch.Tensor | None = None) -> torch.Tensor:
         """(B, w_dim) -> the per-sample kernel (B, c_out, c_in, 3, 3), before modulation."""
         if self.select is None:
             return self.bank[0].expand(w.shape[0], -1, -1, -1, -1)
-        weights = self.select(w).softmax(-1)  # (B, K)
-        return torch.einsum("bk,koihw->boihw", weights, self.bank)
+        return torch.einsum("bk,koihw->boihw", self.mix(w) if mix is None else mix, self.bank)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def demodulation(self, mix: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """(B, K), (B, c_in) -> (B, c_out): 1 / the norm of each output's modulated kernel, from the
+        bank's Gram matrix: |sum_k a_k W_k s|^2 = sum_kl a_k a_l sum_i s_i^2 <W_k, W_l>_i, so no
+        (B, c_out, c_in, 3, 3) tensor is squared."""
+        bank = self.bank[: mix.shape[1]].flatten(3)  # (K, c_out, c_in, 9)
+        gram = torch.einsum("koin,loin->kloi", bank, bank)  # (K, K, c_out, c_in)
+        norm = torch.einsum("bk,bl,kloi,bi->bo", mix, mix, gram, style.square())
+        return torch.rsqrt(norm + 1e-8)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, on_activations: bool | None = None) -> torch.Tensor:
+        """StyleGAN2's modulation and demodulation scale either the kernels or the activations: the
+        same numbers. Products over B x c_out x c_in x 9 weights cost more than the convolution where
+        channels are many and pixels few (1.3x the generator's step on a CPU), so by default those
+        layers scale the activations and the others the kernels."""
         b, _, h, wd = x.shape
-        weight = self.kernel(w) * self.style(w)[:, None, :, None, None]  # modulate the inputs
-        if self.demodulate:
-            weight = weight * torch.rsqrt(weight.square().sum((2, 3, 4), keepdim=True) + 1e-8)
-        out = F.conv2d(x.reshape(1, b * self.c_in, h, wd), weight.reshape(b * self.c_out, self.c_in, 3, 3),
+        style, mix = self.style(w), self.mix(w)
+        kernel = self.kernel(w, mix)
+        if on_activations is None:
+            on_activations = self.c_out * self.c_in * 9 > (self.c_in + self.c_out) * h * wd
+        if on_activations:
+            x = x * style[:, :, None, None]
+        else:
+            kernel = kernel * style[:, None, :, None, None]
+            if self.demodulate:
+                kernel = kernel * torch.rsqrt(kernel.square().sum((2, 3, 4), keepdim=True) + 1e-8)
+        out = F.conv2d(x.reshape(1, b * self.c_in, h, wd), kernel.reshape(b * self.c_out, self.c_in, 3, 3),
                        padding=1, groups=b)  # one grouped convolution: sample i with its own kernel
-        return out.reshape(b, self.c_out, h, wd) + self.bias[None, :, None, None]
+        out = out.reshape(b, self.c_out, h, wd)
+        if on_activations and self.demodulate:
+            out = out * self.demodulation(mix, style)[:, :, None, None]
+        return out + self.bias[None, :, None, None]
 
 
 class WordAttention(nn.Module):

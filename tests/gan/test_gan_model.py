@@ -40,6 +40,26 @@ def test_one_kernel_turns_selection_off():
     assert torch.equal(conv.kernel(w)[0], conv.kernel(w)[2])
 
 
+@pytest.mark.parametrize("kernels,demodulate", [(4, True), (1, True), (4, False)])
+def test_modulating_the_activations_gives_the_kernels_numbers(kernels, demodulate):
+    """Each layer scales its kernels or its activations, whichever costs less (layers.AdaptiveConv):
+    the outputs and the gradients must be the same either way."""
+    torch.manual_seed(0)
+    conv = AdaptiveConv(12, 20, 8, kernels=kernels, demodulate=demodulate)
+    with torch.no_grad():
+        conv.style.weight.mul_(4)  # styles far from 1, so a missed scale would show
+    x, w = torch.randn(3, 12, 5, 5), torch.randn(3, 8)
+    results = []
+    for on_activations in (False, True):
+        conv.zero_grad()
+        xx = x.clone().requires_grad_()
+        out = conv(xx, w, on_activations=on_activations)
+        out.square().mean().backward()
+        results.append((out.detach(), xx.grad, conv.bank.grad.clone(), conv.style.weight.grad.clone()))
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_the_generator_draws_every_scale_and_the_discriminator_judges_them_all():
     torch.manual_seed(0)
     gen = Generator(GAN_PRESETS["tiny"])

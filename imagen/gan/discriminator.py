@@ -29,8 +29,8 @@ class Discriminator(nn.Module):
         self.score = nn.Linear(channels[-1], 1)
         self.embed = nn.Linear(text_dim, channels[-1]) if text else None
 
-    def forward(self, images: list[torch.Tensor], text_embeds: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-        """images: the drawing at 8, 16, 32 and 64 px (the generator's order) -> a score per sample (B,)."""
+    def features(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """images: the drawing at 8, 16, 32 and 64 px (the generator's order) -> the trunk's h (B, C)."""
         by_size = {im.shape[-1]: im for im in images}
         x = None
         for from_rgb, block in zip(self.from_rgb, self.blocks):
@@ -38,11 +38,19 @@ class Discriminator(nn.Module):
             fed = from_rgb(by_size[size])
             x = fed if x is None else x + fed
             x = block(x)
-        h = self.head(x)  # (B, C)
+        return self.head(x)
+
+    def judge(self, h: torch.Tensor, text_embeds: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """The trunk's h and a caption -> a score per sample (B,). The caption enters only here, so one
+        drawing's h can be judged under several captions (the matching-aware loss) without a second trunk pass."""
         out = self.score(h).squeeze(-1)
         if self.embed is not None:
             out = out + (self.embed(pooled_text(text_embeds, text_mask)) * h).sum(-1)
         return out
+
+    def forward(self, images: list[torch.Tensor], text_embeds: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """images: the drawing at 8, 16, 32 and 64 px (the generator's order) -> a score per sample (B,)."""
+        return self.judge(self.features(images), text_embeds, text_mask)
 
 
 def pyramid(images_64: torch.Tensor) -> list[torch.Tensor]:

@@ -94,12 +94,13 @@ class GanTrainer(Trainer):
         lazy_r1 = cfg.r1_gamma > 0 and self.step % R1_EVERY == 0
         if lazy_r1:
             real_in = [x.detach().requires_grad_() for x in real_in]
-        d_real = disc(real_in, embeds, mask)
+        h_real = disc.features(real_in)
+        d_real = disc.judge(h_real, embeds, mask)
         d_fake = disc(diff_augment(fake, g), embeds, mask)
         mismatched = differs = None
         if cfg.matching_weight > 0 and cfg.gan_text != "none":
             other, other_mask, differs = rotated(embeds, mask)
-            mismatched = disc(real_in, other, other_mask)
+            mismatched = disc.judge(h_real, other, other_mask)  # the same drawings under other captions
         loss_d = discriminator_loss(d_real, d_fake, mismatched, differs, cfg.matching_weight)
         if lazy_r1:
             loss_d = loss_d + cfg.r1_gamma / 2 * r1_penalty(d_real, real_in) * R1_EVERY

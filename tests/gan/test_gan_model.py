@@ -101,6 +101,20 @@ def test_the_matching_aware_loss_sees_rotated_captions_and_skips_equal_ones():
     assert discriminator_loss(real, fake, torch.full((4,), 5.0), differs) > 4  # mismatches scored real are
 
 
+def test_one_trunk_pass_judges_a_drawing_under_its_caption_and_under_another():
+    """The trainer scores real drawings under the rotated captions from the same trunk features:
+    the same scores as a second full pass, and different from the scores under their own captions."""
+    torch.manual_seed(0)
+    disc = Discriminator(channels=(8, 8, 8, 8, 8))
+    real = pyramid(torch.rand(4, 3, 64, 64) * 2 - 1)
+    text, mask = captions(4)
+    other, other_mask, _ = rotated(text, mask)
+    h = disc.features(real)
+    assert torch.allclose(disc.judge(h, text, mask), disc(real, text, mask), atol=1e-6)
+    assert torch.allclose(disc.judge(h, other, other_mask), disc(real, other, other_mask), atol=1e-6)
+    assert not torch.allclose(disc.judge(h, other, other_mask), disc.judge(h, text, mask))
+
+
 def test_r1_is_the_gradient_norm_at_real_images():
     disc = Discriminator(channels=(4, 4, 4, 4, 4), text=False)
     real = [r.requires_grad_() for r in pyramid(torch.rand(2, 3, 64, 64))]

@@ -136,11 +136,11 @@ def test_a_session_trains_three_warm_starts_brings_back_four_files_and_a_second_
     first = tmp_path / "work" / "exp" / "plain"
     env2 = {**env, "OUT": str(tmp_path / "out2"), "GPU_SESSION_TMP": str(tmp_path / "work2"), "RUNS": "base gan",
             "INIT_FROM": str(first)}
-    again = subprocess.run(["bash", str(pack / "session.sh"), "60"], cwd=tmp_path, env=env2,
+    again = subprocess.run(["bash", str(pack / "session.sh"), "100"], cwd=tmp_path, env=env2,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
     assert sorted(f.name for f in (tmp_path / "out2").iterdir()) == ["gan.safetensors", "meta.tar.gz",
-                                                                      "plain-base.safetensors"]
+                                                                      "plain-base.safetensors"], again.stdout[-4000:]
     config = json.loads((tmp_path / "work2" / "runs" / "gpu-base" / "config.json").read_text())
     assert config["init_from"] == str(first)
     # the GAN, from scratch beside it, goes into a checkpoint as its gan/ folder and draws

@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py                      # CPU presets, bf16 and fp32
     python benchmarks/train_throughput.py --presets base:cpu sr:cpu --precision bf16 --steps 20
 
-Runs `imagen.train.Trainer` on a small synthetic dataset in a temporary folder: 2K steps, and
+Runs the real trainer (`imagen.train.make_trainer`) on a small synthetic dataset in a temporary folder: 2K steps, and
 reports the second K (the first pays for warm-up). Prints one JSON line per configuration.
 """
 
@@ -22,9 +22,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imagen.train import Trainer  # noqa: E402
+from imagen.train import make_trainer  # noqa: E402
 from imagen.training.config import TrainConfig  # noqa: E402
-from imagen.training.gan_trainer import GanTrainer  # noqa: E402
 
 
 def synthetic_folder(folder: Path, n: int = 64) -> Path:
@@ -43,7 +42,7 @@ def throughput(tmp: Path, data: Path, stage: str, preset: str, precision: str, b
     cfg = TrainConfig(stage=stage, data=str(data), run=str(run), preset=preset, batch_size=batch,
                       steps=2 * steps, log_every=steps, save_every=10**9, sample_every=10**9,
                       mixed_precision=precision, cache_dir=str(tmp / "cache"), warmup_steps=1)
-    (GanTrainer if stage == "gan" else Trainer)(cfg.validate(), resume=False).train()
+    make_trainer(cfg.validate()).train()
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     return records[-1]["samples_per_s"]
 

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import sys
 
-from .training.config import config_from_args
+from .training.config import TrainConfig, config_from_args
 from .training.gan_trainer import GanTrainer
 from .training.trainer import Trainer
+
+
+def make_trainer(cfg: TrainConfig, resume: bool = False) -> Trainer:
+    """The trainer for cfg's stage: the GAN's, or the diffusion stages'."""
+    return (GanTrainer if cfg.stage == "gan" else Trainer)(cfg, resume)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         cfg, resume = config_from_args(argv)
-        trainer = (GanTrainer if cfg.stage == "gan" else Trainer)(cfg, resume)
+        trainer = make_trainer(cfg, resume)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -51,7 +51,7 @@ class AdaptiveConv(nn.Module):
         """(B, K), (B, c_in) -> (B, c_out): 1 / the norm of each output's modulated kernel, from the
         bank's Gram matrix: |sum_k a_k W_k s|^2 = sum_kl a_k a_l sum_i s_i^2 <W_k, W_l>_i, so no
         (B, c_out, c_in, 3, 3) tensor is squared."""
-        bank = self.bank[: mix.shape[1]].flatten(3)  # (K, c_out, c_in, 9)
+        bank = self.bank.flatten(3)  # (K, c_out, c_in, 9)
         gram = torch.einsum("koin,loin->kloi", bank, bank)  # (K, K, c_out, c_in)
         norm = torch.einsum("bk,bl,kloi,bi->bo", mix, mix, gram, style.square())
         return torch.rsqrt(norm + 1e-8)

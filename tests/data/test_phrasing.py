@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 
 from imagen.data.phrasing import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES, CaptionPolicy, article, fill, varied_caption
@@ -21,6 +23,17 @@ def test_held_out_phrasings_are_never_drawn_in_training():
         for words in frame.split("  "):  # "a picture of " / " on a white background"
             if words.strip():
                 assert not any(words.strip() in c for c in drawn), (template, words)
+
+
+def test_no_training_phrasing_shares_a_word_with_a_held_out_one():
+    # Near-copies ("draw me a ..." -> "paint me a ...") would teach the held-out phrasings by another
+    # name; only the articles and "of" may be shared.
+    def words(template: str) -> set[str]:
+        return set(re.findall(r"[a-z']+", template.replace("{a}", "").replace("{x}", "")))
+    held_out = set().union(*map(words, HELD_OUT_TEMPLATES)) - {"a", "an", "of"}
+    assert {"picture", "draw", "cute"} <= held_out
+    assert [t for t in TRAIN_TEMPLATES if words(t) & held_out] == []
+    assert len(set(TRAIN_TEMPLATES)) == len(TRAIN_TEMPLATES)
 
 
 def test_a_caption_without_a_style_only_ever_shows_the_default_style():

@@ -27,6 +27,18 @@ TRAIN_TEMPLATES = (
     "a drawing of {a} {x}", "a cartoon {x}", "a cartoon of {a} {x}", "a sketch of {a} {x}",
     "an image of {a} {x}", "{x} clipart", "clip art of {a} {x}", "a sticker of {a} {x}",
     "a doodle of {a} {x}", "a symbol of {a} {x}", "a small {x}", "a simple {x}", "{x} graphic",
+    # Everyday sentences and adjectives, so that no single frame is what the model learns; none
+    # shares a word with HELD_OUT_TEMPLATES but "a", "an" and "of" (a test checks it).
+    "this {x}", "that's {a} {x}", "it's {a} {x}", "look, {a} {x}", "there's {a} {x}", "i want {a} {x}",
+    "show {a} {x}", "make {a} {x}", "create {a} {x}", "generate {a} {x}", "{a} {x}, please", "{x} please",
+    "{x}!", "my {x}", "just {a} {x}", "a single {x}", "a big {x}", "a tiny {x}", "a happy {x}",
+    "a funny {x}", "a nice {x}", "a pretty {x}", "a colorful {x}", "a plain {x}", "a classic {x}",
+    "a small simple {x}", "a big friendly {x}", "a flat {x}", "the {x} emoji", "the emoji for {x}",
+    "the icon for {x}", "emoji: {x}", "icon: {x}", "{x} symbol", "a vector {x}", "{x} vector art",
+    "a flat drawing of {a} {x}", "a digital drawing of {a} {x}", "an emoji showing {a} {x}",
+    "an icon showing {a} {x}", "an emoji that shows {a} {x}", "{a} {x} in emoji form", "{a} {x}, flat design",
+    "{a} {x} cartoon", "a rendering of {a} {x}", "a graphic of {a} {x}", "art of {a} {x}",
+    "artwork of {a} {x}", "a design of {a} {x}", "a painting of {a} {x}", "emoji art of {a} {x}",
 )
 # Never produced in training (a test checks it): the evaluation's unseen phrasings.
 HELD_OUT_TEMPLATES = (

@@ -7,6 +7,8 @@ of one colour, that colour. A draw then:
 - recolours a share of the clearly coloured drawings into another hue class (colours.recolour_to)
   and says the new colour ("purple banana"), never for a (colour, concept) pair the hold-out rule keeps out;
 - says the real colour of some others ("yellow banana"), under the same rule;
+- with `tint`, tints the grey fill of a share of the grey-filled drawings (colours.tint_grey)
+  and says the colour ("pink elephant"), under the same rule;
 - frames the name (or an alias) in one of the training phrasings, and names the style, except for
   some images of the default style (see phrasing.varied_caption).
 """
@@ -20,11 +22,14 @@ from .balance import concept_key
 from .colours import (
     COLOUR_WORDS,
     HUE_CLASSES,
+    MIN_GREY_FILL,
     chromatic_share,
     clear_colour,
+    grey_fill_share,
     hue_histogram,
     is_held_out,
     recolour_to,
+    tint_grey,
 )
 from .phrasing import TRAIN_TEMPLATES, CaptionPolicy, fill, varied_caption
 
@@ -40,7 +45,8 @@ def split_caption(variants: list[str]) -> tuple[str, str | None]:
 
 class CaptionVariety:
     def __init__(self, captions: list[list[str]], images_64: np.ndarray, aliases: dict[str, tuple[str, ...]],
-                 default_style: str | None, recolour: float = 0.3, policy: CaptionPolicy | None = None):
+                 default_style: str | None, recolour: float = 0.3, policy: CaptionPolicy | None = None,
+                 tint: float = 0.0):
         self.names, self.styles = zip(*(split_caption(v) for v in captions))
         self.concepts = [concept_key(n) for n in self.names]
         self.aliases = [aliases.get(n, ()) for n in self.names]
@@ -49,8 +55,13 @@ class CaptionVariety:
         colours = clear_colour(torch.from_numpy(chromatic_share(images_64)))
         self.colours = [None if COLOUR_WORDS.search(n) or n != c else colour
                         for n, c, colour in zip(self.names, self.concepts, colours)]
+        # Grey-filled drawings have no hue to rotate: with `tint`, their fill is tinted instead.
+        grey = grey_fill_share(images_64) >= MIN_GREY_FILL if tint > 0 else np.zeros(len(captions), bool)
+        self.grey = [bool(g) and colour is None and not COLOUR_WORDS.search(n) and n == c
+                     for g, colour, n, c in zip(grey, colours, self.names, self.concepts)]
         self.default_style = default_style
         self.recolour_share = recolour
+        self.tint_share = tint
         self.policy = policy or CaptionPolicy()
 
     def draw(self, index: torch.Tensor, images: torch.Tensor, generator: torch.Generator,
@@ -60,22 +71,27 @@ class CaptionVariety:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
         index = index.tolist()
         colour_words: list[str | None] = [None] * len(index)
-        picked, own, targets = [], [], []
+        picked, own, targets = [], [], []  # own None: a grey fill, tinted
         for position, i in enumerate(index):
             colour, concept = self.colours[i], self.concepts[i]
             if colour is not None and rng.random() < self.recolour_share:
                 options = [c for c in HUE_CLASSES if c != colour and not is_held_out(c, concept)]
-                if options:
-                    picked.append(position)
-                    own.append(colour)
-                    targets.append(options[rng.integers(len(options))])
             elif colour is not None and rng.random() < self.policy.own_colour and not is_held_out(colour, concept):
                 colour_words[position] = colour
+                continue
+            elif self.grey[i] and rng.random() < self.tint_share:
+                options = [c for c in HUE_CLASSES if not is_held_out(c, concept)]
+            else:
+                continue
+            if options:
+                picked.append(position)
+                own.append(colour)
+                targets.append(options[rng.integers(len(options))])
         if picked:
             reference = images if low_res is None else low_res  # the 64 px image decides the colour
             # Keep a recolouring only where the drawing then reads as the colour it will be called
             # (a light drawing turned to red reads as pink): the others stay as they were.
-            reads = clear_colour(hue_histogram(recolour_to(reference[picked], own, targets)))
+            reads = clear_colour(hue_histogram(_recoloured(reference[picked], own, targets)))
             kept = [k for k, t in enumerate(targets) if reads[k] == t]
             if kept:
                 rows = [picked[k] for k in kept]
@@ -89,10 +105,24 @@ class CaptionVariety:
         return captions, images, low_res
 
 
-def _recolour_rows(images: torch.Tensor, rows: list[int], own: list[str], targets: list[str],
+def _recoloured(images: torch.Tensor, own: list[str | None], targets: list[str],
+                reference: torch.Tensor | None = None) -> torch.Tensor:
+    """Rows with an own colour rotated into their target (recolour_to), rows without (grey fill) tinted."""
+    out = images.float().clone()
+    hued = [k for k, o in enumerate(own) if o is not None]
+    grey = [k for k, o in enumerate(own) if o is None]
+    if hued:
+        out[hued] = recolour_to(images[hued], [own[k] for k in hued], [targets[k] for k in hued],
+                                None if reference is None else reference[hued])
+    if grey:
+        out[grey] = tint_grey(images[grey], [targets[k] for k in grey], None if reference is None else reference[grey])
+    return out
+
+
+def _recolour_rows(images: torch.Tensor, rows: list[int], own: list[str | None], targets: list[str],
                    reference: torch.Tensor) -> torch.Tensor:
     images = images.clone()
-    images[rows] = recolour_to(images[rows], own, targets, reference).to(images.dtype)
+    images[rows] = _recoloured(images[rows], own, targets, reference).to(images.dtype)
     return images
 
 

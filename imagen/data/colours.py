@@ -1,5 +1,6 @@
-"""Colour words that match the pixels: seven hue classes, the dominant one of a drawing, and
-recolouring a drawing into another class by rotating the hue of its coloured ink.
+"""Colour words that match the pixels: seven hue classes, the dominant one of a drawing,
+recolouring a drawing into another class by rotating the hue of its coloured ink, and tinting a
+grey-filled drawing (an elephant, a cloud), which has no hue to rotate.
 
 The emoji data shows most objects in one colour only (bananas are yellow), so a model trained on
 it never learns what "purple" does to a banana. Rotating the hue of a drawing's chromatic ink
@@ -20,6 +21,7 @@ import re
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # In hue order, so neighbours on this circle are neighbours in hue (pink sits between purple and red).
 HUE_CLASSES = ("red", "orange", "yellow", "green", "blue", "purple", "pink")
@@ -45,6 +47,15 @@ VALUE_LIFT = {"yellow": 0.3}
 SQUEEZE_REACH = 60.0
 
 HELD_OUT_PREFIXES = "0123"
+
+# Grey fill: unsaturated pixels of a middle value, in patches at least 3 px wide at 64 px. White
+# paper, black outlines and the thin anti-aliased greys between the two are not fill.
+GREY_VALUES = (0.35, 0.9)
+# A drawing is grey-filled when this share of its pixels is grey fill (Twemoji's elephant: 0.73,
+# its cloud 0.20; clearly coloured drawings average 0.02).
+MIN_GREY_FILL = 0.15
+# Tinted fill keeps its value (the shading stays) and takes this saturation.
+TINT_SATURATION = 0.6
 
 
 def is_held_out(colour: str, concept: str) -> bool:
@@ -186,3 +197,42 @@ def chromatic_share(images_uint8: np.ndarray) -> np.ndarray:
         chunk = torch.from_numpy(np.array(images_uint8[i:i + 512])).permute(0, 3, 1, 2).float() / 127.5 - 1
         parts.append(hue_histogram(chunk))
     return torch.cat(parts).numpy()
+
+
+def _grey(images: torch.Tensor) -> torch.Tensor:
+    hsv = rgb_to_hsv((images.float().clamp(-1, 1) + 1) / 2)
+    return (hsv[:, 1] < MIN_SATURATION) & (hsv[:, 2] > GREY_VALUES[0]) & (hsv[:, 2] < GREY_VALUES[1])
+
+
+def grey_fill(images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W) bool: the grey fill (GREY_VALUES, not thin lines).
+    `reference` (the same drawings at 64 px) decides where the fill is, so both sizes tint alike."""
+    grey = _grey(images)
+    small = grey if reference is None else _grey(reference)
+    opened = F.max_pool2d(-F.max_pool2d(-small[:, None].float(), 3, 1, 1), 3, 1, 1)  # an opening: thin greys go
+    if opened.shape[-1] != grey.shape[-1]:
+        opened = F.interpolate(opened, size=grey.shape[-2:], mode="nearest")
+    return opened[:, 0].bool() & grey
+
+
+def grey_fill_share(images_uint8: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N,) the share of each image's pixels that are grey fill, in chunks."""
+    parts = []
+    for i in range(0, len(images_uint8), 512):
+        chunk = torch.from_numpy(np.array(images_uint8[i:i + 512])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        parts.append(grey_fill(chunk).float().mean((1, 2)))
+    return torch.cat(parts).numpy()
+
+
+def tint_grey(images: torch.Tensor, targets: list[str], reference: torch.Tensor | None = None) -> torch.Tensor:
+    """Tint image i's grey fill into targets[i]: the fill takes the target's hue and TINT_SATURATION
+    and keeps its value (yellow's is lifted, as in recolour_to); outlines, white and any coloured
+    ink stay. (B, 3, H, W) in [-1, 1]; `reference` as in grey_fill."""
+    hsv = rgb_to_hsv((images.float().clamp(-1, 1) + 1) / 2)
+    fill = grey_fill(images, reference)
+    hue = torch.tensor([TARGET_HUE[t] for t in targets], device=hsv.device).view(-1, 1, 1).expand_as(fill)
+    lift = torch.tensor([VALUE_LIFT.get(t, 1.0) for t in targets], device=hsv.device).view(-1, 1, 1)
+    tinted = torch.stack([torch.where(fill, hue, hsv[:, 0]),
+                          torch.where(fill, torch.full_like(hsv[:, 1], TINT_SATURATION), hsv[:, 1]),
+                          torch.where(fill, 1 - (1 - hsv[:, 2]) * lift, hsv[:, 2])], 1)
+    return hsv_to_rgb(tinted) * 2 - 1

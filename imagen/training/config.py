@@ -60,6 +60,8 @@ class TrainConfig:
                                         "and recolour some images into the colour their caption names")
     recolour: float = _opt(0.5, "with --caption-variety: share of clearly one-coloured drawings recoloured into "
                                 "another hue and captioned with it")
+    tint_grey: float = _opt(0.0, "with --caption-variety: share of grey-filled drawings (an elephant, a cloud) "
+                                 "whose grey fill is tinted into a colour and captioned with it (0: off)")
     self_condition: bool = _opt(False, "base: the U-Net also sees its previous estimate of x0 (self-conditioning, "
                                        "Chen et al. 2022); a warm start from a plain base adds the input at zero")
     init_from: str | None = _opt(None, "start from the weights of this stage in a pipeline checkpoint "
@@ -110,6 +112,7 @@ class TrainConfig:
             (not self.caption_variety or self.data.split(":")[0] == "emoji",
              "caption_variety builds captions from emoji names and styles: it needs --data emoji"),
             (0 <= self.recolour <= 1, "recolour must be in [0, 1]"),
+            (0 <= self.tint_grey <= 1, "tint_grey must be in [0, 1]"),
             (isinstance(self.self_condition, bool),
              f"self_condition must be true or false, got {self.self_condition!r}"),
             (not self.self_condition or self.stage == "base", "self_condition is for the base stage only"),

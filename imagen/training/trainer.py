@@ -178,7 +178,7 @@ class Trainer:
         if cfg.caption_variety:  # captions drawn and encoded every step; the encoder works beside the U-Net
             self.encoder.to(self.acc.device)
             self.variety = CaptionVariety(ds.captions, ds.images_64, emoji_aliases(),
-                                          default_style(parse_styles(cfg.data)), cfg.recolour)
+                                          default_style(parse_styles(cfg.data)), cfg.recolour, tint=cfg.tint_grey)
             empty = self.encoder.encode([""], use_cache=False)
             self.empty_text = empty.text_embeds[0].cpu(), empty.text_mask[0].cpu()
         else:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from imagen.data.caption_variety import CaptionVariety, split_caption
-from imagen.data.colours import HUE_CLASSES, clear_colour, hue_histogram, is_held_out
+from imagen.data.colours import HUE_CLASSES, clear_colour, grey_fill, hue_histogram, is_held_out
 from imagen.images import from_uint8
 
 
@@ -81,3 +81,31 @@ def test_the_sr_stage_gets_its_target_and_its_low_res_input_recoloured_alike(var
     for step in range(20):
         captions, out, out_low = v.draw(torch.arange(len(images)), full, torch.Generator().manual_seed(step), low)
         assert torch.allclose(torch.nn.functional.avg_pool2d(out, 4), out_low, atol=1e-4)
+
+
+def test_grey_fills_are_tinted_only_when_asked_and_read_as_the_colour_said():
+    colours = {"elephant": (150, 150, 150), "ghost": (235, 235, 235), "banana": (255, 204, 77)}
+    captions = [[f"{name}, {style} style", name] for name in colours for style in ("openmoji", "twemoji")]
+    images = np.repeat(drawings(colours), 2, axis=0)
+    x = from_uint8(torch.from_numpy(images))
+    off = CaptionVariety(captions, images, {}, "openmoji", recolour=0.5)
+    assert off.grey == [False] * 6  # off by default: the runs before it draw as they did
+    on = CaptionVariety(captions, images, {}, "openmoji", recolour=0.5, tint=0.5)
+    assert on.grey == [True, True, False, False, False, False]  # the ghost is white paper, not grey fill
+    tinted, said_colours = 0, set()
+    for step in range(40):
+        captions_drawn, out, _ = on.draw(torch.arange(6), x, torch.Generator().manual_seed(step))
+        for k in range(2):
+            said = [c for c in HUE_CLASSES if f"{c} elephant" in captions_drawn[k]]
+            changed = not torch.equal(out[k], x[k])
+            assert changed == bool(said), captions_drawn[k]
+            if changed:
+                assert not is_held_out(said[0], "elephant")
+                assert clear_colour(hue_histogram(out[k:k + 1])) == [said[0]]
+                assert not grey_fill(out[k:k + 1]).any()  # all of the fill took the colour
+                tinted += 1
+                said_colours.add(said[0])
+        assert torch.equal(out[2:4], x[2:4])  # the ghost stays white
+    assert 20 < tinted < 60
+    # every colour the hold-out rule allows on an elephant, and never pink (the "pink elephant")
+    assert said_colours == {c for c in HUE_CLASSES if not is_held_out(c, "elephant")} == {"red", "orange", "blue"}

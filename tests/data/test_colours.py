@@ -9,6 +9,7 @@ from imagen.data.colours import (
     clear_colour,
     dominant_hue,
     dominant_hue_angle,
+    grey_fill,
     hsv_to_rgb,
     hue_class_map,
     hue_distance,
@@ -17,6 +18,7 @@ from imagen.data.colours import (
     recolour,
     recolour_to,
     rgb_to_hsv,
+    tint_grey,
 )
 
 
@@ -87,6 +89,20 @@ def test_ink_turned_yellow_is_lightened_and_other_colours_keep_their_value():
     purple = rgb_to_hsv((recolour_to(blues, ["blue"], ["purple"]) + 1) / 2)[:, 2][ink]
     assert yellow.min() > 0.85 > value.min()  # a dark blue turns yellow, not olive
     assert torch.allclose(purple, value, atol=1e-5)
+
+
+def test_grey_fill_is_tinted_and_paper_outlines_and_thin_grey_lines_stay():
+    elephant = disc((150, 150, 150))  # a grey fill, outlined in black, on white
+    elephant[:, :, 2, 4:60] = 150 / 127.5 - 1  # a 1 px grey line: an anti-aliased edge, not fill
+    assert not grey_fill(elephant)[0, 2].any() and grey_fill(elephant)[0, 32, 32]
+    for target in HUE_CLASSES:
+        tinted = tint_grey(elephant, [target])
+        assert clear_colour(hue_histogram(tinted)) == [target], target
+        fill = grey_fill(elephant)[0]
+        assert torch.allclose(tinted[0][:, ~fill], elephant[0][:, ~fill], atol=1e-5)  # all else as it was
+    # a coloured drawing has no grey fill: tinting leaves it alone
+    banana = disc((255, 204, 77))
+    assert torch.allclose(tint_grey(banana, ["blue"]), banana, atol=1e-5)
 
 
 def test_hue_distance_is_on_a_circle():

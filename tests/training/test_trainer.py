@@ -281,3 +281,6 @@ def test_caption_variety_is_for_the_emoji_data_and_recolour_is_a_share():
     with pytest.raises(ValueError, match="recolour must be in"):
         TrainConfig(caption_variety=True, recolour=1.5).validate()
     assert TrainConfig(caption_variety=True).validate().recolour == 0.5
+    with pytest.raises(ValueError, match="tint_grey must be in"):
+        TrainConfig(caption_variety=True, tint_grey=-0.1).validate()
+    assert TrainConfig(caption_variety=True).validate().tint_grey == 0.0  # off unless asked

@@ -7,6 +7,7 @@
     python -m imagen.evaluate --baselines-only                              # ceiling and floor; no checkpoint
     python -m imagen.evaluate --mode phrasing      # concepts in phrasings training never used ("a picture of a ...")
     python -m imagen.evaluate --mode colour        # colours on objects training never showed in them
+    python -m imagen.evaluate --mode grey          # the same on grey-filled objects ("pink elephant")
 
 R-precision: the share of generated images whose caption outscores 99 distractor captions under a
 small image encoder trained on the dataset's real images (AttnGAN's metric), with two pools of
@@ -25,8 +26,8 @@ the checkpoint's defaults; image i uses seed + i at every setting.
 --mode phrasing and --mode colour ask for concepts the way people write instead (evaluation/asked.py):
 by name and in held-out phrasings, each image scored against the concept's name; and held-out pairs of
 a colour word and a concept of another colour, scored by whether the drawing's dominant hue is the
-asked colour and by a colour-blind judge (grey input) that only shape can satisfy. They write
-OUT/results.json and OUT/phrasing_samples.png or OUT/colour_samples.png.
+asked colour and by a colour-blind judge (grey input) that only shape can satisfy; --mode grey asks
+the same of grey-filled concepts. They write OUT/results.json and OUT/<mode>_samples.png.
 
 Writes OUT/results.json, OUT/guidance_sweep.png, OUT/steps_sweep.png (with several step counts),
 OUT/samples.png (top row: the real images) and, with --sr, OUT/sr_samples.png.
@@ -64,16 +65,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--mode", choices=MODES, default="captions",
-                   help="captions (the dataset's captions, default), phrasing (held-out phrasings) or colour "
-                        "(held-out colour-concept pairs)")
-    p.add_argument("--style", help="with --mode phrasing or colour: add ', STYLE style' to every prompt "
+                   help="captions (the dataset's captions, default), phrasing (held-out phrasings), colour "
+                        "(held-out colour-concept pairs) or grey (held-out colours on grey-filled concepts)")
+    p.add_argument("--style", help="with --mode phrasing, colour or grey: add ', STYLE style' to every prompt "
                                    "(e.g. openmoji; default: none, as a person types)")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
     p.add_argument("--data", default="emoji", help="emoji, a folder of captioned images or hf:NAME (default: emoji)")
     p.add_argument("--cache-dir", type=Path, help="dataset cache (default: $IMAGEN_CACHE or cache)")
     p.add_argument("--out", type=Path, help="output folder (default: eval/<data>)")
     p.add_argument("--num-captions", type=int, default=200,
-                   help="captions (one image each), concepts (--mode phrasing) or pairs (--mode colour) (default: 200)")
+                   help="captions (one image each), concepts (--mode phrasing) or pairs (--mode colour, grey) "
+                        "(default: 200)")
     p.add_argument("--guidance", "--guidance-scale", type=float, nargs="+",
                    help="guidance scales to sweep (default: 1 2 4 6 8 and the checkpoint's)")
     p.add_argument("--steps", type=int, nargs="+", help="base-stage step counts to sweep (default: the checkpoint's)")
@@ -314,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                                         or args.guidance_min_t):
             raise ValueError(f"--mode {args.mode} scores the checkpoint's default settings: drop the sweeps")
         if args.style is not None and (args.mode == "captions" or not args.style.strip()):
-            raise ValueError("--style names a drawing style (e.g. openmoji) for --mode phrasing or colour")
+            raise ValueError("--style names a drawing style (e.g. openmoji) for --mode phrasing, colour or grey")
         if (args.sr_steps or args.sr_guidance or args.sr_noise_level or args.sr_consistency) and not args.sr:
             raise ValueError("--sr-steps, --sr-guidance, --sr-noise-level and --sr-consistency sweep the SR stage: "
                              "add --sr")

@@ -10,6 +10,9 @@ never showed them in. The two modes of `python -m imagen.evaluate` beside the de
   Two scores: whether the drawing's dominant hue class is the asked colour, and whether a
   colour-blind judge (grey input, trained on hue-turned images) still names the object, beside the
   same concepts asked in their own colour.
+- `--mode grey`: the same for grey-filled concepts (an elephant, a cloud), which have no hue for
+  recolouring to rotate ("pink elephant"): any held-out colour, the real drawings tinted
+  (`data.colours.tint_grey`) as the ceiling.
 
 Concepts are single-image concepts (no skin-tone variants) of the default style, so that a bare
 name has one drawing to aim at.
@@ -27,12 +30,15 @@ from ..data.caption_variety import split_caption
 from ..data.colours import (
     COLOUR_WORDS,
     HUE_CLASSES,
+    MIN_GREY_FILL,
     clear_colour,
     dominant_hue,
+    grey_fill_share,
     hue_distance,
     hue_histogram,
     is_held_out,
     recolour_to,
+    tint_grey,
 )
 from ..data.emoji import DEFAULT_STYLE
 from ..data.phrasing import HELD_OUT_TEMPLATES, fill, style_suffix
@@ -45,7 +51,7 @@ from .image_encoder import COLOUR_BLIND_CONFIG, ImageEncoder, load_or_train
 from .plots import sample_grid
 from .scorer import Scorer, noise_images
 
-MODES = ("captions", "phrasing", "colour")
+MODES = ("captions", "phrasing", "colour", "grey")
 
 
 def named_concepts(ds: PreparedDataset, seed: int) -> list[int]:
@@ -127,6 +133,28 @@ def colour_pairs(ds: PreparedDataset, n: int, seed: int = 0) -> list[tuple[int, 
     return pairs
 
 
+def grey_pairs(ds: PreparedDataset, n: int, seed: int = 0) -> list[tuple[int, None, str]]:
+    """Up to n (image, None, asked colour): one held-out colour per concept, for concepts whose
+    drawing is grey-filled (data.colours.grey_fill) with no clear colour and whose name says none."""
+    candidates = named_concepts(ds, seed)
+    ordered = np.sort(candidates)
+    images = ds.images_64[ordered]
+    own = dict(zip(ordered.tolist(), clear_colour(hue_histogram(from_uint8(images)))))
+    grey = dict(zip(ordered.tolist(), grey_fill_share(images) >= MIN_GREY_FILL))
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i in candidates:
+        name = ds.captions[i][1]
+        if not grey[i] or own[i] is not None or COLOUR_WORDS.search(name):
+            continue
+        options = [c for c in HUE_CLASSES if is_held_out(c, name)]
+        if options:
+            pairs.append((i, None, options[rng.integers(len(options))]))
+            if len(pairs) == n:
+                break
+    return pairs
+
+
 def colour_named_emoji(ds: PreparedDataset) -> tuple[np.ndarray, list[str]]:
     """Real drawings whose name starts with a colour word ("blue heart", "green apple"): the
     colour classifier's own ceiling."""
@@ -147,21 +175,23 @@ def _hits(images: torch.Tensor, colours: list[str]) -> dict:
 
 def evaluate_colour(args: argparse.Namespace, pipe: ImagenPipeline | None, text_encoder: TextEncoder,
                     ds: PreparedDataset, reference: np.ndarray, out: Path) -> dict:
-    """Held-out colour-concept pairs: the asked colour's hit rate, and the shape under a colour-blind judge."""
+    """Held-out colour-concept pairs: the asked colour's hit rate, and the shape under a colour-blind
+    judge. With args.mode "grey", the concepts are grey-filled ones."""
     from tqdm import tqdm
-    pairs = colour_pairs(ds, args.num_captions)  # the same pairs at every --seed
+    grey = args.mode == "grey"
+    pairs = (grey_pairs if grey else colour_pairs)(ds, args.num_captions)  # the same pairs at every --seed
     if len(pairs) < 2:
-        raise ValueError("too few held-out colour-concept pairs in this dataset to evaluate")
+        raise ValueError(f"too few held-out {'grey ' if grey else ''}colour-concept pairs in this dataset to evaluate")
     index = np.array([i for i, _, _ in pairs])
     own, asked = [o for _, o, _ in pairs], [c for _, _, c in pairs]
     names = [ds.captions[i][1] for i in index]
     blind, blind_record = load_or_train(ds, text_encoder, COLOUR_BLIND_CONFIG, device=text_encoder.device)
     scorer = Scorer.build(ds, text_encoder, blind, index, reference, seed=args.seed, variant=1)
     real = from_uint8(ds.images_64[index])
-    real_recoloured = recolour_to(real, own, asked)  # as training recolours
+    real_recoloured = tint_grey(real, asked) if grey else recolour_to(real, own, asked)  # as training does
     named_index, named_colours = colour_named_emoji(ds)
     results: dict = {
-        "mode": "colour", "num_pairs": len(pairs), "seed": args.seed, "style": args.style,
+        "mode": args.mode, "num_pairs": len(pairs), "seed": args.seed, "style": args.style,
         "pairs": [f"{c} {n}" for c, n in zip(asked, names)], "colour_blind_judge": blind_record,
         # the classifier's ceiling: real emoji whose names say their colour
         "colour_named_emoji": {"count": len(named_index),
@@ -175,7 +205,8 @@ def evaluate_colour(args: argparse.Namespace, pipe: ImagenPipeline | None, text_
                    "asked colour": [_styled(f"{c} {n}", args.style) for c, n in zip(asked, names)]}
         steps = pipe.defaults.steps * -(-len(index) // args.batch_size) * len(prompts)
         shown = slice(0, min(8, len(index)))
-        grid_rows = [("real", to_pil(real[shown])), ("real, recoloured", to_pil(real_recoloured[shown]))]
+        grid_rows = [("real", to_pil(real[shown])), (f"real, {'tinted' if grey else 'recoloured'}",
+                                                     to_pil(real_recoloured[shown]))]
         with tqdm(total=steps, desc="generating", unit="step") as bar:
             for label, batch in prompts.items():
                 images = _generate(pipe, batch, args, bar)
@@ -185,7 +216,7 @@ def evaluate_colour(args: argparse.Namespace, pipe: ImagenPipeline | None, text_
                 grid_rows.append((label, to_pil(images[shown])))
         results["shape_gap"] = round(results["own colour"]["r_precision"] - results["asked colour"]["r_precision"], 4)
         labels = [f"{c} {n}" for c, n in zip(asked[shown], names[shown])]
-        sample_grid(grid_rows, labels).save(out / "colour_samples.png")
+        sample_grid(grid_rows, labels).save(out / f"{args.mode}_samples.png")
     return results
 
 
@@ -212,12 +243,14 @@ def format_asked(results: dict) -> str:
                          f"(colour-matched {results['ratio_r_precision_colour']:.3f})")
         return "\n".join(lines)
     named = results["colour_named_emoji"]
-    lines = [f"{results['num_pairs']} held-out colour-concept pairs (colour >= 2 hue classes from the concept's own), "
-             f"seed {results['seed']}{style}",
+    which = ("grey-filled concepts" if results["mode"] == "grey"
+             else "colour-concept pairs (colour >= 2 hue classes from the concept's own)")
+    lines = [f"{results['num_pairs']} held-out {which}, seed {results['seed']}{style}",
              f"colour classifier on {named['count']} real emoji named by their colour (its ceiling): "
              f"{named['colour_hit']:.3f}",
              f"{'':<38} asked colour dominant   colour-blind R-precision"]
-    for label, key in (("real images, own colour", "real"), ("real images, recoloured (ceiling)", "real_recoloured"),
+    changed = "tinted" if results["mode"] == "grey" else "recoloured"
+    for label, key in (("real images, own colour", "real"), (f"real images, {changed} (ceiling)", "real_recoloured"),
                        ("noise (floor)", "noise"), ("generated, own colour (floor)", "own colour"),
                        ("generated, asked colour", "asked colour")):
         if key in results:

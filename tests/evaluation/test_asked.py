@@ -1,12 +1,20 @@
-"""The held-out pairs --mode colour and --mode grey ask for, picked from a small emoji-like dataset:
-outlined discs captioned as the emoji data captions them ("elephant, openmoji style")."""
+"""--mode colour and --mode grey on a small emoji-like dataset: outlined discs captioned as the
+emoji data captions them ("elephant, openmoji style"). Which held-out pairs they ask for, and both
+modes end to end."""
+
+import json
+from dataclasses import replace
 
 import pytest
 from PIL import Image, ImageDraw
 
 from imagen.data.colours import HUE_CLASSES, hue_distance, is_held_out
 from imagen.data.prepared import build, square_sizes
+from imagen.evaluate import evaluate, load_models, parse_args
+from imagen.evaluation import asked as asked_module
+from imagen.evaluation import image_encoder
 from imagen.evaluation.asked import colour_pairs, grey_pairs
+from imagen.evaluation.image_encoder import ImageEncoderConfig
 
 GREY, LIGHT = (150, 150, 150), (240, 240, 240)
 DRAWINGS = {"elephant": GREY, "koala": GREY, "gear": GREY, "shark": GREY, "ghost": LIGHT, "grey heart": GREY,
@@ -51,3 +59,30 @@ def test_grey_pairs_ask_grey_filled_concepts_for_held_out_colours(emoji_like):
     for (_, own, asked), name in zip(pairs, names):
         assert own is None and is_held_out(asked, name)
     assert grey_pairs(emoji_like, 2) == pairs[:2]  # the same pairs, whatever the count asked
+
+
+def test_colour_and_grey_modes_score_the_pairs_beside_their_ceilings_and_floors(emoji_like, tiny_checkpoint,
+                                                                                 monkeypatch, tmp_path, capsys):
+    """Both modes end to end on a tiny pipeline, with tiny judges: the real drawings recoloured (or
+    tinted) into the asked colour are its ceiling, the real drawings in their own colour its floor."""
+    tiny = ImageEncoderConfig(channels=(8, 16), epochs=3, batch_size=16)
+    monkeypatch.setattr(image_encoder, "DEFAULT_CONFIG", tiny)
+    monkeypatch.setattr(asked_module, "COLOUR_BLIND_CONFIG", replace(tiny, colour_blind=True))
+    for mode, pick, changed in (("colour", colour_pairs, "recoloured"), ("grey", grey_pairs, "tinted")):
+        out = tmp_path / mode
+        args = parse_args(["--mode", mode, "--checkpoint", str(tiny_checkpoint), "--num-captions", "10",
+                           "--batch-size", "4", "--device", "cpu", "--dtype", "float32", "--out", str(out)])
+        pipe, text_encoder = load_models(args)
+        results = evaluate(args, pipe, text_encoder, emoji_like, out)
+        pairs = pick(emoji_like, 10)
+        assert results["mode"] == mode and results["num_pairs"] == len(pairs) >= 2
+        assert results["pairs"] == [f"{c} {emoji_like.captions[i][1]}" for i, _, c in pairs]
+        assert results["real_recoloured"]["colour_hit"] == 1.0  # every real drawing takes the asked colour
+        assert results["real"]["colour_hit"] == 0.0  # and none had it before
+        for row in ("own colour", "asked colour"):
+            assert 0 <= results[row]["colour_hit"] <= 1 and 0 <= results[row]["r_precision"] <= 1
+        assert results["colour_blind_judge"]["config"]["colour_blind"]
+        assert (out / f"{mode}_samples.png").is_file()
+        assert json.loads((out / "results.json").read_text())["pairs"] == results["pairs"]
+        printed = capsys.readouterr().out
+        assert f"real images, {changed} (ceiling)" in printed and "shape kept" in printed

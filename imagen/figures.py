@@ -12,8 +12,8 @@
 - restoration.png: real images noised to a few timesteps and denoised by the base stage from
   there: where the model's shapes go wrong;
 - styles.png (a checkpoint whose captions name styles): the sample names alone and with each style;
-- colours.png: a few concepts in every colour word, as typed and in each style; the pairs training
-  never showed (the hold-out rule) are named in the title.
+- colours.png: a few concepts (one of them grey) in every colour word, as typed and in each style;
+  the pairs training never showed (the hold-out rule) are named in the title.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ SAMPLE_PROMPTS = [
 # Real images for the restoration figure: shapes the model does not draw from pure noise.
 RESTORATION_PROMPTS = ["red apple, twemoji style", "pizza, twemoji style", "rocket, openmoji style",
                        "banana, twemoji style", "sun, openmoji style", "ghost, twemoji style"]
-COLOUR_NAMES = ["cat face", "banana", "rocket"]
+# The elephant is grey: recolouring turns hues, so only --tint-grey teaches it a colour.
+COLOUR_NAMES = ["cat face", "banana", "rocket", "elephant"]
 CASCADE_PROMPT = "grinning face, openmoji style"
 INSTRUMENT_PROMPT = "red apple, twemoji style"
 TILE = 112

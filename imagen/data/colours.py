@@ -190,13 +190,18 @@ def recolour_to(images: torch.Tensor, own: list[str], targets: list[str],
     return recolour(images, turn, squeeze, centre, lift)
 
 
-def chromatic_share(images_uint8: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, 7) hue histograms, in chunks (for a whole dataset)."""
+def _in_chunks(images_uint8: np.ndarray, measure) -> np.ndarray:
+    """`measure` of (N, H, W, 3) uint8 images, 512 at a time (a whole dataset fits no tensor at once)."""
     parts = []
     for i in range(0, len(images_uint8), 512):
         chunk = torch.from_numpy(np.array(images_uint8[i:i + 512])).permute(0, 3, 1, 2).float() / 127.5 - 1
-        parts.append(hue_histogram(chunk))
+        parts.append(measure(chunk))
     return torch.cat(parts).numpy()
+
+
+def chromatic_share(images_uint8: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, 7) hue histograms, in chunks (for a whole dataset)."""
+    return _in_chunks(images_uint8, hue_histogram)
 
 
 def _grey(images: torch.Tensor) -> torch.Tensor:
@@ -217,11 +222,7 @@ def grey_fill(images: torch.Tensor, reference: torch.Tensor | None = None) -> to
 
 def grey_fill_share(images_uint8: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N,) the share of each image's pixels that are grey fill, in chunks."""
-    parts = []
-    for i in range(0, len(images_uint8), 512):
-        chunk = torch.from_numpy(np.array(images_uint8[i:i + 512])).permute(0, 3, 1, 2).float() / 127.5 - 1
-        parts.append(grey_fill(chunk).float().mean((1, 2)))
-    return torch.cat(parts).numpy()
+    return _in_chunks(images_uint8, lambda chunk: grey_fill(chunk).float().mean((1, 2)))
 
 
 def tint_grey(images: torch.Tensor, targets: list[str], reference: torch.Tensor | None = None) -> torch.Tensor:

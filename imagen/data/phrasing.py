@@ -20,15 +20,18 @@ from dataclasses import dataclass
 import numpy as np
 
 # "{x}" is the object ("penguin", "purple banana"); "{a}" its article ("a" or "an").
-TRAIN_TEMPLATES = (
+# The frames fine-tune 17 trained with: the name, articles, "emoji", "icon", "a drawing of".
+CORE_TEMPLATES = (
     "{a} {x}", "the {x}", "one {x}",
     "{x} emoji", "{a} {x} emoji", "an emoji of {a} {x}", "emoji of {a} {x}",
     "{x} icon", "{a} {x} icon", "an icon of {a} {x}", "a flat icon of {a} {x}",
     "a drawing of {a} {x}", "a cartoon {x}", "a cartoon of {a} {x}", "a sketch of {a} {x}",
     "an image of {a} {x}", "{x} clipart", "clip art of {a} {x}", "a sticker of {a} {x}",
     "a doodle of {a} {x}", "a symbol of {a} {x}", "a small {x}", "a simple {x}", "{x} graphic",
-    # Everyday sentences and adjectives, so that no single frame is what the model learns; none
-    # shares a word with HELD_OUT_TEMPLATES but "a", "an" and "of" (a test checks it).
+)
+# Everyday sentences and adjectives, so that no single frame is what the model learns; none
+# shares a word with HELD_OUT_TEMPLATES but "a", "an" and "of" (a test checks it).
+EVERYDAY_TEMPLATES = (
     "this {x}", "that's {a} {x}", "it's {a} {x}", "look, {a} {x}", "there's {a} {x}", "i want {a} {x}",
     "show {a} {x}", "make {a} {x}", "create {a} {x}", "generate {a} {x}", "{a} {x}, please", "{x} please",
     "{x}!", "my {x}", "just {a} {x}", "a single {x}", "a big {x}", "a tiny {x}", "a happy {x}",
@@ -40,6 +43,9 @@ TRAIN_TEMPLATES = (
     "{a} {x} cartoon", "a rendering of {a} {x}", "a graphic of {a} {x}", "art of {a} {x}",
     "artwork of {a} {x}", "a design of {a} {x}", "a painting of {a} {x}", "emoji art of {a} {x}",
 )
+TRAIN_TEMPLATES = CORE_TEMPLATES + EVERYDAY_TEMPLATES
+# Which frames a run trains with (`--phrasings`): "core" is fine-tune 17's 24, "everyday" all 75.
+PHRASING_SETS = {"core": CORE_TEMPLATES, "everyday": TRAIN_TEMPLATES}
 # Never produced in training (a test checks it): the evaluation's unseen phrasings.
 HELD_OUT_TEMPLATES = (
     "a picture of {a} {x}",
@@ -68,10 +74,11 @@ def fill(template: str, x: str) -> str:
 class CaptionPolicy:
     """How often each kind of variation is drawn."""
 
-    template: float = 0.65  # share framed by one of TRAIN_TEMPLATES; the rest is the bare name
+    template: float = 0.65  # share framed by one of `templates`; the rest is the bare name
     alias: float = 0.2  # share that uses one of the name's aliases instead of the name
     own_colour: float = 0.25  # share of clearly one-coloured drawings whose colour word is said
     unstyled: float = 0.5  # share of the default style's images captioned without the style
+    templates: tuple[str, ...] = TRAIN_TEMPLATES  # the frames drawn from (PHRASING_SETS)
 
 
 def style_suffix(style: str) -> str:
@@ -89,7 +96,8 @@ def varied_caption(name: str, style: str | None, rng: np.random.Generator, polic
         x, comma, qualifier = aliases[rng.integers(len(aliases))], "", ""
     if colour is not None:
         x = f"{colour} {x}"
-    caption = fill(TRAIN_TEMPLATES[rng.integers(len(TRAIN_TEMPLATES))], x) if rng.random() < policy.template else x
+    frames = policy.templates
+    caption = fill(frames[rng.integers(len(frames))], x) if rng.random() < policy.template else x
     caption += comma + qualifier
     if style is not None and (style != default_style or rng.random() >= policy.unstyled):
         caption += style_suffix(style)

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..data.phrasing import PHRASING_SETS
 from ..diffusion import LOSS_WEIGHTINGS
 from ..files import atomic_write_text
 from ..text_encoder import DEFAULT_MAX_LENGTH, DEFAULT_TEXT_ENCODER
@@ -60,6 +61,8 @@ class TrainConfig:
                                         "and recolour some images into the colour their caption names")
     recolour: float = _opt(0.5, "with --caption-variety: share of clearly one-coloured drawings recoloured into "
                                 "another hue and captioned with it")
+    phrasings: str = _opt("everyday", "with --caption-variety: the training frames drawn from: core (the 24 "
+                                      "fine-tune 17 trained with) or everyday (those and 51 everyday sentences)")
     tint_grey: float = _opt(0.0, "with --caption-variety: share of grey-filled drawings (an elephant, a cloud) "
                                  "whose grey fill is tinted into a colour and captioned with it (0: off)")
     self_condition: bool = _opt(False, "base: the U-Net also sees its previous estimate of x0 (self-conditioning, "
@@ -113,6 +116,8 @@ class TrainConfig:
              "caption_variety builds captions from emoji names and styles: it needs --data emoji"),
             (0 <= self.recolour <= 1, "recolour must be in [0, 1]"),
             (0 <= self.tint_grey <= 1, "tint_grey must be in [0, 1]"),
+            (self.phrasings in PHRASING_SETS,
+             f"phrasings must be one of {', '.join(PHRASING_SETS)}, got {self.phrasings!r}"),
             (isinstance(self.self_condition, bool),
              f"self_condition must be true or false, got {self.self_condition!r}"),
             (not self.self_condition or self.stage == "base", "self_condition is for the base stage only"),

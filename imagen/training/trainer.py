@@ -25,6 +25,7 @@ from ..data import default_cache_dir, load_dataset
 from ..data.balance import concept_weights
 from ..data.caption_variety import CaptionVariety
 from ..data.emoji import STYLES, default_style, emoji_aliases, parse_styles
+from ..data.phrasing import PHRASING_SETS, CaptionPolicy
 from ..data.text_cache import CaptionEmbeddings, cached_text_embeddings
 from ..device import fast_bfloat16
 from ..diffusion import (
@@ -178,7 +179,8 @@ class Trainer:
         if cfg.caption_variety:  # captions drawn and encoded every step; the encoder works beside the U-Net
             self.encoder.to(self.acc.device)
             self.variety = CaptionVariety(ds.captions, ds.images_64, emoji_aliases(),
-                                          default_style(parse_styles(cfg.data)), cfg.recolour, tint=cfg.tint_grey)
+                                          default_style(parse_styles(cfg.data)), cfg.recolour,
+                                          CaptionPolicy(templates=PHRASING_SETS[cfg.phrasings]), tint=cfg.tint_grey)
             empty = self.encoder.encode([""], use_cache=False)
             self.empty_text = empty.text_embeds[0].cpu(), empty.text_mask[0].cpu()
         else:

@@ -2,7 +2,16 @@ import re
 
 import numpy as np
 
-from imagen.data.phrasing import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES, CaptionPolicy, article, fill, varied_caption
+from imagen.data.phrasing import (
+    CORE_TEMPLATES,
+    HELD_OUT_TEMPLATES,
+    PHRASING_SETS,
+    TRAIN_TEMPLATES,
+    CaptionPolicy,
+    article,
+    fill,
+    varied_caption,
+)
 
 
 def test_articles():
@@ -53,3 +62,15 @@ def test_the_frame_goes_around_the_object_and_the_qualifier_stays_after_it():
                                "openmoji") for _ in range(300)}
     assert all(c.endswith("waving hand, dark skin tone") or c.endswith(", dark skin tone") for c in captions)
     assert "waving hand icon, dark skin tone" in captions
+
+
+def test_a_phrasing_set_draws_only_its_own_frames():
+    rng = np.random.default_rng(2)
+    core = {varied_caption("owl", "openmoji", rng, CaptionPolicy(template=1.0, alias=0.0, unstyled=1.0,
+                                                                 templates=PHRASING_SETS["core"]), None, (), "openmoji")
+            for _ in range(600)}
+    assert core == {fill(t, "owl") for t in CORE_TEMPLATES}  # all 24 drawn, nothing else
+    everyday = {varied_caption("owl", "openmoji", rng, CaptionPolicy(template=1.0, alias=0.0, unstyled=1.0), None, (),
+                               "openmoji") for _ in range(600)}
+    assert "i want an owl" in everyday and everyday <= {fill(t, "owl") for t in TRAIN_TEMPLATES}
+    assert set(CORE_TEMPLATES) < set(PHRASING_SETS["everyday"]) == set(TRAIN_TEMPLATES)

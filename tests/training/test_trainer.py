@@ -284,3 +284,6 @@ def test_caption_variety_is_for_the_emoji_data_and_recolour_is_a_share():
     with pytest.raises(ValueError, match="tint_grey must be in"):
         TrainConfig(caption_variety=True, tint_grey=-0.1).validate()
     assert TrainConfig(caption_variety=True).validate().tint_grey == 0.0  # off unless asked
+    with pytest.raises(ValueError, match="phrasings must be one of core, everyday"):
+        TrainConfig(caption_variety=True, phrasings="all").validate()
+    assert TrainConfig(caption_variety=True).validate().phrasings == "everyday"  # as fine-tunes 19 and 20 trained

@@ -88,10 +88,14 @@ def evaluate_phrasing(args: argparse.Namespace, pipe: ImagenPipeline | None, tex
     results: dict = {"mode": "phrasing", "num_concepts": len(index), "seed": args.seed, "style": args.style,
                      "held_out_templates": list(HELD_OUT_TEMPLATES), "real": scorer.score(real),
                      "blob": scorer.score(scorer.blobs), "noise": scorer.score(noise_images(len(index), args.seed))}
-    if pipe is None:
-        return results
     asked = {"by name": [_styled(n, args.style) for n in names]}
     asked |= {t: [_styled(fill(t, n), args.style) for n in names] for t in HELD_OUT_TEMPLATES}
+    # The text encoder's ceiling: does the prompt alone still point at its name? If it does and the
+    # drawing does not, what is lost is in the U-Net's use of the text, not in the encoder.
+    results["text_encoder"] = {label: scorer.score_text(text_encoder.sentence_embeddings(prompts))
+                               for label, prompts in asked.items()}
+    if pipe is None:
+        return results
     steps = pipe.defaults.steps * -(-len(index) // args.batch_size) * len(asked)
     rows, shown = [], slice(0, min(8, len(index)))
     grid_rows = [("real", to_pil(real[shown]))]
@@ -233,6 +237,12 @@ def format_asked(results: dict) -> str:
                  f"{'real images (ceiling)':<38} {r(results['real'])}",
                  f"{'colour blobs (floor)':<38} {r(results['blob'])}",
                  f"{'noise (floor)':<38} {r(results['noise'])}"]
+        if "text_encoder" in results:
+            lines.append("the text encoder alone, no image (the prompt's sentence embedding ranks its name first):")
+            lines += [f"  {label[:36]:<36} {row['r_precision']:.3f} ± {row['r_precision_se']:.3f}"
+                      for label, row in results["text_encoder"].items()]
+            if "rows" in results:
+                lines.append("generated:")
         for row in results.get("rows", []):
             lines.append(f"{row['asked'][:38]:<38} {r(row)}")
         if "rows" in results:

@@ -53,6 +53,9 @@ class Scorer:
     # one caption per concept from a random order of images, so a concept with many variants (the
     # people emoji) is drawn more often than a user would type it; these are the others.
     single: torch.Tensor
+    # (M, D) the frozen text encoder's own sentence embeddings of the pool captions: what the text
+    # alone tells apart (score_text), the ceiling of what a model conditioned on it can follow
+    caption_sentences: torch.Tensor
 
     @classmethod
     def build(cls, ds: PreparedDataset, text_encoder: TextEncoder, encoder: ImageEncoder,
@@ -79,7 +82,8 @@ class Scorer:
         single = torch.tensor(images_per_concept(ds.main_captions))[np.asarray(eval_index)] == 1
         pool_rows = offsets[pool_images] + torch.tensor(variants)[pool_images]
         return cls(encoder, encoder.encode_text(sentences[pool_rows]), true_index, random, distractors,
-                   reference, colour_blobs(ink_features(ds.images_64[np.asarray(eval_index)])), single)
+                   reference, colour_blobs(ink_features(ds.images_64[np.asarray(eval_index)])), single,
+                   sentences[pool_rows])
 
     def score(self, images: torch.Tensor) -> dict[str, float]:
         """images (N, 3, 64, 64) in [-1, 1], image i made for evaluation caption i."""
@@ -95,6 +99,17 @@ class Scorer:
                     p = h.mean().item()
                     scores |= {name + suffix: round(p, 4), f"{name}{suffix}_se": _binomial_se(p, len(h))}
         return scores | {"num_single": int(self.single.sum())}
+
+
+    def score_text(self, sentence_embeds: torch.Tensor) -> dict[str, float]:
+        """The prompts alone, no image: prompt i's sentence embedding (N, D) in the frozen text encoder
+        ranks its caption above the same random distractors as `score`'s R-precision."""
+        if len(sentence_embeds) != len(self.true_index):
+            raise ValueError(f"expected {len(self.true_index)} prompts, one per evaluation caption, "
+                             f"got {len(sentence_embeds)}")
+        p = top1_hits(sentence_embeds, self.caption_sentences, self.true_index, self.random_distractors).float()
+        p = p.mean().item()
+        return {"r_precision": round(p, 4), "r_precision_se": _binomial_se(p, len(self.true_index))}
 
 
 def _binomial_se(p: float, n: int) -> float:

@@ -5,16 +5,19 @@ modes end to end."""
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from imagen.data.colours import HUE_CLASSES, hue_distance, is_held_out
+from imagen.data.phrasing import HELD_OUT_TEMPLATES
 from imagen.data.prepared import build, square_sizes
 from imagen.evaluate import evaluate, load_models, parse_args
 from imagen.evaluation import asked as asked_module
 from imagen.evaluation import image_encoder
-from imagen.evaluation.asked import colour_pairs, grey_pairs
-from imagen.evaluation.image_encoder import ImageEncoderConfig
+from imagen.evaluation.asked import colour_pairs, grey_pairs, named_concepts
+from imagen.evaluation.image_encoder import ImageEncoderConfig, load_or_train
+from imagen.evaluation.scorer import Scorer
 
 GREY, LIGHT = (150, 150, 150), (240, 240, 240)
 DRAWINGS = {"elephant": GREY, "koala": GREY, "gear": GREY, "shark": GREY, "ghost": LIGHT, "grey heart": GREY,
@@ -86,3 +89,29 @@ def test_colour_and_grey_modes_score_the_pairs_beside_their_ceilings_and_floors(
         assert json.loads((out / "results.json").read_text())["pairs"] == results["pairs"]
         printed = capsys.readouterr().out
         assert f"real images, {changed} (ceiling)" in printed and "shape kept" in printed
+
+
+def test_phrasing_mode_says_what_the_text_encoder_alone_tells_apart(emoji_like, tiny_checkpoint, monkeypatch,
+                                                                    tmp_path, capsys):
+    """Without a model (--baselines-only) the phrasing mode still scores the prompts in the frozen text
+    encoder: a concept's name ranks itself first, and so do its held-out phrasings ("a picture of a
+    banana" is nearer "banana" than the other names); a prompt naming another concept does not."""
+    monkeypatch.setattr(image_encoder, "DEFAULT_CONFIG", ImageEncoderConfig(channels=(8, 16), epochs=1, batch_size=16))
+    args = parse_args(["--mode", "phrasing", "--checkpoint", str(tiny_checkpoint), "--num-captions", "12",
+                       "--baselines-only", "--device", "cpu", "--dtype", "float32", "--out", str(tmp_path)])
+    pipe, text_encoder = load_models(args)
+    assert pipe is None
+    results = evaluate(args, pipe, text_encoder, emoji_like, tmp_path)
+    text = results["text_encoder"]
+    assert list(text) == ["by name", *HELD_OUT_TEMPLATES]
+    assert text["by name"]["r_precision"] == 1.0
+    assert all(row["r_precision"] >= 0.75 for row in text.values()), text
+    assert "the text encoder alone" in capsys.readouterr().out
+    # the same score for prompts that name the wrong concept: chance or below
+    index = named_concepts(emoji_like, 0)
+    judge, _ = load_or_train(emoji_like, text_encoder, progress=False)
+    scorer = Scorer.build(emoji_like, text_encoder, judge, np.array(index), np.arange(4), variant=1)
+    names = [emoji_like.captions[i][1] for i in index]
+    assert scorer.score_text(text_encoder.sentence_embeddings(names))["r_precision"] == 1.0
+    wrong = text_encoder.sentence_embeddings(names[1:] + names[:1])
+    assert scorer.score_text(wrong)["r_precision"] <= 0.25

@@ -26,18 +26,19 @@ from .data.phrasing import PHRASING_SETS
 from .files import atomic_write_text
 from .pipeline import ImagenPipeline
 from .training.checkpointing import load_latest, save_checkpoint
-from .training.pooled_text import PooledTextAligner, caption_pair, frames_for
+from .training.pooled_text import AlignShares, PooledTextAligner, caption_pair, frames_for
 
 
 def align(checkpoint: Path, run: Path, out: Path, steps: int = 1000, lr: float = 3e-4, batch_size: int = 64,
           phrasings: str = "everyday", data: str = "emoji", cache_dir: Path | None = None, save_every: int = 100,
-          seed: int = 0, progress: bool = True) -> list[float]:
+          seed: int = 0, composed: float = 0.0, progress: bool = True) -> list[float]:
     """Train the pooled text path up to `steps` (resuming from `run`), write `out`; returns the losses run here.
     The learning rate is constant, so a run taken from 500 to 1,000 steps is the run of 1,000."""
     frames = frames_for(phrasings)
     # what a resumed run must share (not the step count: a finished run can be taken further)
     settings = {"checkpoint": str(checkpoint), "lr": lr, "batch_size": batch_size, "phrasings": phrasings,
-                "data": data, "seed": seed}
+                "data": data, "seed": seed, "composed": composed}
+    shares = AlignShares(composed=composed)
     pipe = ImagenPipeline.from_pretrained(checkpoint, device="cpu", dtype="float32")
     ds = load_dataset(data, cache_dir or default_cache_dir())
     names, styles = zip(*(split_caption(c) for c in ds.captions))
@@ -61,7 +62,8 @@ def align(checkpoint: Path, run: Path, out: Path, steps: int = 1000, lr: float =
     for step in bar:
         rng = np.random.default_rng([seed, step])  # each step's captions from its own seed: resumes exactly
         picks = rng.integers(len(names), size=batch_size)
-        pairs = [caption_pair(names[i], styles[i], rng, frames, tuple(aliases.get(names[i], ()))) for i in picks]
+        pairs = [caption_pair(names[i], styles[i], rng, frames, tuple(aliases.get(names[i], ())), shares)
+                 for i in picks]
         losses.append(aligner.step([p[0] for p in pairs], [p[1] for p in pairs]))
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if (step + 1) % save_every == 0 or step + 1 == steps:
@@ -84,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64, help="caption pairs per step (default: 64)")
     p.add_argument("--phrasings", choices=tuple(PHRASING_SETS), default="everyday",
                    help="the training frames (never the evaluation's held-out ones; default: everyday)")
+    p.add_argument("--composed", type=float, default=0.0,
+                   help="share of framed captions made of two frames, the words before x from one and after it "
+                        "from another (default: 0)")
     p.add_argument("--data", default="emoji", help="the dataset whose captions are framed (default: emoji)")
     p.add_argument("--cache-dir", type=Path, help="dataset cache (default: $IMAGEN_CACHE or cache)")
     p.add_argument("--save-every", type=int, default=100, help="steps between run checkpoints (default: 100)")
@@ -92,15 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if min(args.steps, args.batch_size, args.save_every) < 1 or args.lr <= 0:
-        print("error: --steps, --batch-size and --save-every must be at least 1, --lr positive", file=sys.stderr)
+    if min(args.steps, args.batch_size, args.save_every) < 1 or args.lr <= 0 or not 0 <= args.composed <= 1:
+        print("error: --steps, --batch-size and --save-every must be at least 1, --lr positive, --composed in [0, 1]",
+              file=sys.stderr)
         return 2
     if args.out.resolve() == args.checkpoint.resolve():
         print("error: --out must be another folder than --checkpoint (compare before replacing)", file=sys.stderr)
         return 2
     try:
         losses = align(args.checkpoint, args.run, args.out, args.steps, args.lr, args.batch_size, args.phrasings,
-                       args.data, args.cache_dir, args.save_every, args.seed)
+                       args.data, args.cache_dir, args.save_every, args.seed, args.composed)
     except (ValueError, FileNotFoundError) as e:  # a CheckpointError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2

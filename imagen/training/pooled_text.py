@@ -35,6 +35,7 @@ class AlignShares:
     """What a drawn caption pair is: framed (else bare, or the empty caption), and its extras."""
 
     framed: float = 0.7
+    composed: float = 0.0  # share of framed captions whose words before and after x come from two frames
     empty: float = 0.03
     alias: float = 0.2
     colour: float = 0.3
@@ -55,7 +56,10 @@ def caption_pair(name: str, style: str | None, rng: np.random.Generator, frames:
     suffix = comma + qualifier + (style_suffix(style) if style is not None and rng.random() < shares.styled else "")
     draw = rng.random()
     if draw < shares.framed:
-        return fill(frames[rng.integers(len(frames))], x) + suffix, x + suffix
+        frame = frames[rng.integers(len(frames))]
+        if rng.random() < shares.composed:  # "a tiny {x}" and "{a} {x} in emoji form": "a tiny {x} in emoji form"
+            frame = frame.split("{x}")[0] + "{x}" + frames[rng.integers(len(frames))].split("{x}")[1]
+        return fill(frame, x) + suffix, x + suffix
     if draw < shares.framed + shares.empty:
         return "", ""
     return x + suffix, x + suffix

@@ -26,6 +26,10 @@ def test_a_pair_is_a_training_frame_around_its_bare_caption_and_never_a_held_out
     colours = {w for w in words if w not in ("owl", "bird")}
     assert colours and not any(is_held_out(c, "owl") for c in colours)  # the hold-out rule holds
     assert any(b.endswith(", openmoji style") for _, b in pairs) and any(b == "owl" for _, b in pairs)
+    composed = {caption_pair("owl", None, rng, ("a tiny {x}", "{x} icon"), (), AlignShares(framed=1.0, colour=0.0,
+                                                                                          composed=1.0))[0]
+                for _ in range(200)}
+    assert composed == {"a tiny owl icon", "a tiny owl", "owl icon", "owl"}  # the words before x and after it mixed
     qualified = caption_pair("waving hand, dark skin tone", None, np.random.default_rng(1), ("a big {x}",), (),
                              AlignShares(framed=1.0, colour=0.0))
     assert qualified == ("a big waving hand, dark skin tone", "waving hand, dark skin tone")

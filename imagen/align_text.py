@@ -22,11 +22,11 @@ from tqdm import tqdm
 from .data import default_cache_dir, load_dataset
 from .data.caption_variety import split_caption
 from .data.emoji import emoji_aliases
-from .data.phrasing import PHRASING_SETS
+from .data.phrasing import PHRASING_SETS, phrasing_set
 from .files import atomic_write_text
 from .pipeline import ImagenPipeline
 from .training.checkpointing import load_latest, save_checkpoint
-from .training.pooled_text import AlignShares, PooledTextAligner, caption_pair, frames_for
+from .training.pooled_text import AlignShares, PooledTextAligner, caption_pair
 
 
 def align(checkpoint: Path, run: Path, out: Path, steps: int = 1000, lr: float = 3e-4, batch_size: int = 64,
@@ -34,7 +34,7 @@ def align(checkpoint: Path, run: Path, out: Path, steps: int = 1000, lr: float =
           seed: int = 0, composed: float = 0.0, progress: bool = True) -> list[float]:
     """Train the pooled text path up to `steps` (resuming from `run`), write `out`; returns the losses run here.
     The learning rate is constant, so a run taken from 500 to 1,000 steps is the run of 1,000."""
-    frames = frames_for(phrasings)
+    frames = phrasing_set(phrasings)
     # what a resumed run must share (not the step count: a finished run can be taken further)
     settings = {"checkpoint": str(checkpoint), "lr": lr, "batch_size": batch_size, "phrasings": phrasings,
                 "data": data, "seed": seed, "composed": composed}
@@ -69,9 +69,7 @@ def align(checkpoint: Path, run: Path, out: Path, steps: int = 1000, lr: float =
         if (step + 1) % save_every == 0 or step + 1 == steps:
             state = aligner.student.state_dict()
             save_checkpoint(run, step + 1, aligner.student, state, aligner.optimizer, {"settings": settings})
-    with torch.no_grad():
-        for name, value in aligner.student.state_dict().items():
-            pipe.base_unet.add_embedding.state_dict()[name].copy_(value)
+    pipe.base_unet.add_embedding.load_state_dict(aligner.student.state_dict())
     pipe.save_pretrained(out, half=True)
     return losses
 

@@ -81,6 +81,23 @@ class CaptionPolicy:
     templates: tuple[str, ...] = TRAIN_TEMPLATES  # the frames drawn from (PHRASING_SETS)
 
 
+def phrasing_set(name: str) -> tuple[str, ...]:
+    """The training frames of PHRASING_SETS[name], or a clear error."""
+    if name not in PHRASING_SETS:
+        raise ValueError(f"phrasings must be one of {', '.join(PHRASING_SETS)}, got {name!r}")
+    return PHRASING_SETS[name]
+
+
+def named_object(name: str, aliases: tuple[str, ...], rng: np.random.Generator,
+                 alias_share: float) -> tuple[str, str, str]:
+    """(object, ", " or "", qualifier): what a frame goes around, the name or one of its aliases.
+    "waving hand, dark skin tone": the frame goes around the hand, the qualifier stays after it."""
+    x, comma, qualifier = name.partition(", ")
+    if aliases and rng.random() < alias_share:
+        x, comma, qualifier = aliases[rng.integers(len(aliases))], "", ""
+    return x, comma, qualifier
+
+
 def style_suffix(style: str) -> str:
     return f", {style} style"
 
@@ -91,9 +108,7 @@ def varied_caption(name: str, style: str | None, rng: np.random.Generator, polic
     hold-out rule), or None. An image of `default_style` is captioned without a style with
     probability `policy.unstyled`; an image of any other style always names it, so a caption with
     no style asks for one drawing (the default style's), never a blend of two."""
-    x, comma, qualifier = name.partition(", ")  # "waving hand, dark skin tone": the frame goes around the hand
-    if aliases and rng.random() < policy.alias:
-        x, comma, qualifier = aliases[rng.integers(len(aliases))], "", ""
+    x, comma, qualifier = named_object(name, aliases, rng, policy.alias)
     if colour is not None:
         x = f"{colour} {x}"
     frames = policy.templates

@@ -26,7 +26,7 @@ import torch
 
 from ..data.balance import concept_key
 from ..data.colours import HUE_CLASSES, is_held_out
-from ..data.phrasing import PHRASING_SETS, fill, style_suffix
+from ..data.phrasing import fill, named_object, style_suffix
 from ..text_encoder import TextEncoder
 
 
@@ -46,9 +46,7 @@ def caption_pair(name: str, style: str | None, rng: np.random.Generator, frames:
                  aliases: tuple[str, ...] = (), shares: AlignShares = AlignShares()) -> tuple[str, str]:
     """(what the student reads, what the teacher reads): a framed caption and its bare caption, or a
     bare caption (or the empty one) twice. "waving hand, dark skin tone": the frame goes around the hand."""
-    x, comma, qualifier = name.partition(", ")
-    if aliases and rng.random() < shares.alias:
-        x, comma, qualifier = aliases[rng.integers(len(aliases))], "", ""
+    x, comma, qualifier = named_object(name, aliases, rng, shares.alias)
     if rng.random() < shares.colour:
         colour = HUE_CLASSES[rng.integers(len(HUE_CLASSES))]
         if not is_held_out(colour, concept_key(name)):
@@ -76,9 +74,12 @@ class PooledTextAligner:
 
     def loss(self, read: list[str], target: list[str]) -> torch.Tensor:
         """Mean squared error of student(read) from teacher(target), over the target's variance."""
+        texts = list(dict.fromkeys(read + target))  # a bare pair reads what it aims at: encoded once
+        row = {text: k for k, text in enumerate(texts)}
         with torch.no_grad():
-            goal = self.teacher(self.encoder.encode(target, use_cache=False).text_embeds.float()).clone()
-            seen = self.encoder.encode(read, use_cache=False).text_embeds.float().clone()
+            embeds = self.encoder.encode(texts, use_cache=False).text_embeds.float()
+            goal = self.teacher(embeds[[row[t] for t in target]]).clone()
+            seen = embeds[[row[t] for t in read]].clone()
         return torch.nn.functional.mse_loss(self.student(seen), goal) / goal.var().clamp(min=1e-8)
 
     def step(self, read: list[str], target: list[str]) -> float:
@@ -88,8 +89,3 @@ class PooledTextAligner:
         self.optimizer.step()
         return loss.item()
 
-
-def frames_for(phrasings: str) -> tuple[str, ...]:
-    if phrasings not in PHRASING_SETS:
-        raise ValueError(f"phrasings must be one of {', '.join(PHRASING_SETS)}, got {phrasings!r}")
-    return PHRASING_SETS[phrasings]

@@ -25,7 +25,7 @@ from ..data import default_cache_dir, load_dataset
 from ..data.balance import concept_weights
 from ..data.caption_variety import CaptionVariety
 from ..data.emoji import STYLES, default_style, emoji_aliases, parse_styles
-from ..data.phrasing import PHRASING_SETS, CaptionPolicy
+from ..data.phrasing import CaptionPolicy, phrasing_set
 from ..data.text_cache import CaptionEmbeddings, cached_text_embeddings
 from ..device import fast_bfloat16
 from ..diffusion import (
@@ -180,7 +180,7 @@ class Trainer:
             self.encoder.to(self.acc.device)
             self.variety = CaptionVariety(ds.captions, ds.images_64, emoji_aliases(),
                                           default_style(parse_styles(cfg.data)), cfg.recolour,
-                                          CaptionPolicy(templates=PHRASING_SETS[cfg.phrasings]), tint=cfg.tint_grey)
+                                          CaptionPolicy(templates=phrasing_set(cfg.phrasings)), tint=cfg.tint_grey)
             empty = self.encoder.encode([""], use_cache=False)
             self.empty_text = empty.text_embeds[0].cpu(), empty.text_mask[0].cpu()
         else:

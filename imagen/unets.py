@@ -122,14 +122,27 @@ def is_self_conditioned(stage: str, unet: UNet2DConditionModel) -> bool:
 
 
 def unet_forward(unet: UNet2DConditionModel, x_in: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor,
-                 text_mask: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+                 text_mask: torch.Tensor, class_labels: torch.Tensor | None = None,
+                 pooled_embeds: torch.Tensor | None = None) -> torch.Tensor:
     """One network evaluation, shared by training and sampling: (B, C, H, W) -> (B, 3, H, W).
 
     diffusers' added-KV attention pads the text mask for self-attention keys, which a
     cross-attention-only block (the SR stage) does not have; there the mask is left out and the
     zeroed padding tokens are attended like any token (always the same 32, in training as in
-    sampling)."""
-    cross_only = getattr(unet, "module", unet).config.only_cross_attention  # DDP wraps the model
+    sampling).
+
+    `pooled_embeds` (B, L, D): what the pooled text path (`add_embedding`, added to the timestep
+    embedding) reads instead of `text_embeds`, which cross-attention still reads (pooled-text dropout)."""
+    inner = getattr(unet, "module", unet)  # DDP wraps the model
+    cross_only = inner.config.only_cross_attention
     mask = None if (cross_only if isinstance(cross_only, bool) else any(cross_only)) else text_mask
-    return unet(x_in, t, encoder_hidden_states=text_embeds, encoder_attention_mask=mask,
-                class_labels=class_labels, return_dict=False)[0]
+    handle = None
+    if pooled_embeds is not None:  # diffusers feeds add_embedding the cross-attention's input: swap it there
+        handle = inner.add_embedding.register_forward_pre_hook(
+            lambda module, args: (pooled_embeds.to(args[0].dtype), *args[1:]))
+    try:
+        return unet(x_in, t, encoder_hidden_states=text_embeds, encoder_attention_mask=mask,
+                    class_labels=class_labels, return_dict=False)[0]
+    finally:
+        if handle is not None:
+            handle.remove()

@@ -27,6 +27,27 @@ def test_text_and_augmentation_level_change_the_output():
     assert not torch.allclose(a, b) and not torch.allclose(a, c)
 
 
+def test_the_pooled_text_path_can_read_other_embeddings_than_cross_attention():
+    """pooled_embeds goes to add_embedding alone: the same as the caption gives the plain output, another
+    gives what that other caption's pooling with this caption's cross-attention gives, and no hook stays."""
+    torch.manual_seed(0)
+    base = build_unet("base", "tiny", 384).eval()
+    x, t = torch.randn(2, 3, 64, 64), torch.tensor([500, 500])
+    a, b = torch.randn(2, 32, 384), torch.randn(2, 32, 384)
+    mask = torch.ones(2, 32, dtype=torch.bool)
+    seen = []
+    base.add_embedding.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    with torch.no_grad():
+        plain = unet_forward(base, x, t, a, mask)
+        same = unet_forward(base, x, t, a, mask, pooled_embeds=a)
+        other = unet_forward(base, x, t, a, mask, pooled_embeds=b)
+        after = unet_forward(base, x, t, a, mask)
+    assert torch.equal(plain, same) and torch.equal(plain, after)
+    assert not torch.allclose(plain, other)
+    assert torch.equal(seen[2], b) and torch.equal(seen[3], a)  # the pooled path read b once, then a again
+    assert len(base.add_embedding._forward_pre_hooks) == 0
+
+
 @pytest.mark.parametrize("stage,presets,low,high", [("base", BASE_PRESETS, 5.5e6, 7e6), ("sr", SR_PRESETS, 5e6, 7e6)])
 def test_cpu_presets_are_about_six_million_parameters(stage, presets, low, high):
     n = sum(p.numel() for p in build_unet(stage, "cpu", 384).parameters())

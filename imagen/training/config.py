@@ -50,6 +50,9 @@ class TrainConfig:
     weight_decay: float = _opt(0.01, "AdamW weight decay")
     grad_clip: float = _opt(1.0, "gradient norm clip (0: off)")
     caption_dropout: float = _opt(0.1, "share of captions replaced by the empty one (for guidance)")
+    pooled_text_dropout: float = _opt(0.0, "share of captions that the U-Net's pooled text path (add_embedding) "
+                                           "reads as the empty caption while cross-attention still reads them, "
+                                           "so that cross-attention learns to carry the concept too")
     loss_weighting: str = _opt("none", "none (the simple loss) or min_snr (Hang et al. 2023: min(SNR, gamma) per t)")
     min_snr_gamma: float = _opt(5.0, "gamma of the min_snr loss weighting")
     timestep_shift: float = _opt(1.0, "draw training timesteps as if the schedule were shifted toward noise "
@@ -105,6 +108,9 @@ class TrainConfig:
             (self.lr > 0, "lr must be positive"),
             (self.lr_schedule in ("cosine", "constant"), f"unknown lr_schedule {self.lr_schedule!r}"),
             (0 <= self.caption_dropout < 1, "caption_dropout must be in [0, 1)"),
+            (0 <= self.pooled_text_dropout < 1, "pooled_text_dropout must be in [0, 1)"),
+            (self.pooled_text_dropout == 0 or self.stage in ("base", "sr"),
+             "pooled_text_dropout is for the diffusion stages (base, sr)"),
             (self.loss_weighting in LOSS_WEIGHTINGS,
              f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {self.loss_weighting!r}"),
             (self.min_snr_gamma > 0, "min_snr_gamma must be positive"),

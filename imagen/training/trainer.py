@@ -276,6 +276,10 @@ class Trainer:
         drop = torch.rand(b, generator=g) < cfg.caption_dropout
         embeds[drop] = empty_embeds
         mask[drop] = empty_mask
+        pooled = None
+        if cfg.pooled_text_dropout > 0:  # drawn only then, so that runs without it draw as before
+            pooled = embeds.clone()
+            pooled[torch.rand(b, generator=g) < cfg.pooled_text_dropout] = empty_embeds
         if cfg.timestep_shift == 1:  # the uniform draw, kept bit for bit so older runs resume identically
             t = torch.randint(0, cfg.num_timesteps, (b,), generator=g)
         else:
@@ -296,15 +300,17 @@ class Trainer:
             cond = noise_augment(cond, class_labels, self.alpha_bar_cpu, g)
         eps = torch.randn(x0.shape, generator=g)
         x0, eps, t, embeds, mask = (v.to(device) for v in (x0, eps, t, embeds, mask))
+        pooled = None if pooled is None else pooled.to(device)
         x_t = q_sample(x0, t, eps, self.alpha_bar)
         x_in = x_t if cond is None else torch.cat([x_t, cond.to(device)], dim=1)
         if cfg.self_condition:  # its draw comes after the others, which match a run without it
             def estimate_x0(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-                out = unet_forward(self.model, x, t[r], embeds[r], mask[r]).float()
+                out = unet_forward(self.model, x, t[r], embeds[r], mask[r],
+                                   pooled_embeds=None if pooled is None else pooled[r]).float()
                 return predict_x0(x_t[r], t[r], out, self.alpha_bar, cfg.prediction_type).clamp(-1, 1)
             x_in = training_input(x_t, estimate_x0, g)
         out = unet_forward(self.model, x_in, t, embeds, mask,
-                           None if class_labels is None else class_labels.to(device))
+                           None if class_labels is None else class_labels.to(device), pooled_embeds=pooled)
         return training_loss(out, x0, t, eps, self.alpha_bar, cfg.prediction_type, cfg.loss_weighting,
                              cfg.min_snr_gamma)
 

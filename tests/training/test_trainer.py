@@ -287,3 +287,34 @@ def test_caption_variety_is_for_the_emoji_data_and_recolour_is_a_share():
     with pytest.raises(ValueError, match="phrasings must be one of core, everyday"):
         TrainConfig(caption_variety=True, phrasings="all").validate()
     assert TrainConfig(caption_variety=True).validate().phrasings == "everyday"  # as fine-tunes 19 and 20 trained
+
+
+def test_pooled_text_dropout_feeds_the_pooled_path_the_empty_caption_for_a_share_of_rows(tmp_path, shapes_folder):
+    """Cross-attention reads every caption; the pooled path reads the empty caption for about the asked share
+    of rows (the caption-dropped ones among them); without the setting both paths read the same."""
+    with pytest.raises(ValueError, match="pooled_text_dropout must be in"):
+        TrainConfig(pooled_text_dropout=1.0).validate()
+    with pytest.raises(ValueError, match="for the diffusion stages"):
+        TrainConfig(stage="gan", pooled_text_dropout=0.5).validate()
+    shares = {}
+    for p in (0.0, 0.5):
+        cfg = TrainConfig(**{**vars(TrainConfig()), "run": str(tmp_path / f"run{p}"), "data": str(shapes_folder),
+                             "cache_dir": str(tmp_path / "cache"), "preset": "tiny", "batch_size": 8, "steps": 1,
+                             "caption_dropout": 0.0, "pooled_text_dropout": p})
+        trainer = Trainer(cfg.validate(), resume=False)
+        unet = getattr(trainer.model, "module", trainer.model)
+        empty = trainer.empty_text[0].to(next(unet.parameters()).device)
+        pooled_rows, cross_rows = [], []
+        unet.add_embedding.register_forward_hook(lambda module, args, out, rows=pooled_rows: rows.append(args[0]))
+        unet.register_forward_pre_hook(lambda module, args, kwargs, rows=cross_rows: rows.append(
+            kwargs["encoder_hidden_states"]), with_kwargs=True)
+        with torch.no_grad():
+            for m in range(40):
+                trainer.loss(m)
+        pooled, cross = torch.cat(pooled_rows).float(), torch.cat(cross_rows).float()
+        pooled_empty = (pooled - empty.float()).abs().flatten(1).amax(1) < 1e-6
+        assert not ((cross - empty.float()).abs().flatten(1).amax(1) < 1e-6).any()  # cross-attention: the caption
+        shares[p] = pooled_empty.float().mean().item()
+        assert torch.equal(pooled[~pooled_empty], cross[~pooled_empty])  # the pooled path, else the same caption
+    assert shares[0.0] == 0 and 0.4 < shares[0.5] < 0.6, shares
+

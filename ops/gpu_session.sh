@@ -47,13 +47,17 @@ launch() {  # NAME FLAGS...: a run that gets SIGTERM (and saves) if it overruns
   pids+=($!)
 }
 pids=()
-runs=${RUNS:-base base-core sr}
+runs=${RUNS:-base base-pd sr}
 want() { [[ " $runs " == *" $1 "* ]]; }
 lr=${BASE_LR:-3e-4}
 want base && launch base --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr"
 # base-core: the same with fine-tune 17's 24 training phrasings instead of 75 (which kept less shape
 # under a new colour on the CPU: docs/history/emoji-training-log.md, fine-tune 19)
 want base-core && launch base-core --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" --phrasings core
+# base-pd: the same with pooled-text dropout 0.5 (the shipped base reads its caption almost only through the
+# pooled path, which is what loses an unseen phrasing; 619 CPU steps of it made cross-attention alone read
+# held-out phrasings as well as names: docs/history/emoji-training-log.md, fine-tune 21)
+want base-pd && launch base-pd --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" --pooled-text-dropout 0.5
 want base-sc && launch base-sc --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" --self-condition
 want sr && launch sr --config "$root"/configs/emoji-sr.json "${common[@]}" "${srbig[@]}" --lr 2e-4
 # The GAN starts from random weights (no --init-from); SMOKE runs it at its tiny preset.
@@ -69,7 +73,7 @@ for name in $runs; do
   tail -n 2 "$work/runs/gpu-$name/log.jsonl" 2>/dev/null
   mkdir -p "$meta/$name"; cp -r $work/runs/gpu-$name/{config.json,unet_config.json,log.jsonl,samples} "$meta/$name/" 2>/dev/null
 done
-# Each run's EMA weights: base + SR as one pipeline (an SR run alone beside the shipped base), base-core and base-sc alone.
+# Each run's EMA weights: base + SR as one pipeline (an SR run alone beside the shipped base), base-core, base-pd and base-sc alone.
 ran() { [ -f "$work/runs/gpu-$1/config.json" ]; }
 plain=(); back=()
 if ran base; then plain+=(--run "$work/runs/gpu-base"); back+=(plain/base); fi
@@ -79,6 +83,7 @@ if ran sr; then
 fi
 [ ${#plain[@]} = 0 ] || python3 -m imagen.export "${plain[@]}" --out "$exp/plain"
 if ran base-core; then python3 -m imagen.export --run "$work/runs/gpu-base-core" --out "$exp/core"; back+=(core/base); fi
+if ran base-pd; then python3 -m imagen.export --run "$work/runs/gpu-base-pd" --out "$exp/pd"; back+=(pd/base); fi
 if ran base-sc; then python3 -m imagen.export --run "$work/runs/gpu-base-sc" --out "$exp/sc"; back+=(sc/base); fi
 if ran gan; then  # the GAN joins a checkpoint with the same text encoder: a copy of the shipped one's config
   mkdir -p "$exp/gan-ck" && cp "$root/checkpoints/emoji/pipeline.json" "$exp/gan-ck/"

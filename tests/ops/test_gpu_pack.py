@@ -109,7 +109,7 @@ def test_a_session_trains_three_warm_starts_brings_back_four_files_and_a_second_
                           capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     files = sorted(f.name for f in out.iterdir())
-    assert files == ["core-base.safetensors", "meta.tar.gz", "plain-base.safetensors", "plain-sr.safetensors"], \
+    assert files == ["meta.tar.gz", "pd-base.safetensors", "plain-base.safetensors", "plain-sr.safetensors"], \
         done.stdout[-4000:]
     assert all(f.stat().st_size <= 16 * 2**20 for f in out.iterdir())
     with tarfile.open(out / "meta.tar.gz") as tar:
@@ -118,10 +118,10 @@ def test_a_session_trains_three_warm_starts_brings_back_four_files_and_a_second_
     def config_of(name: str) -> dict:
         return json.loads((meta / name / "config.json").read_text())
 
-    for name in ("base", "base-core", "sr"):
+    for name in ("base", "base-pd", "sr"):
         config = config_of(name)
         assert config["init_from"].endswith("checkpoints/emoji") and config["steps"] >= 1
-    assert (config_of("base")["phrasings"], config_of("base-core")["phrasings"]) == ("everyday", "core")
+    assert (config_of("base")["pooled_text_dropout"], config_of("base-pd")["pooled_text_dropout"]) == (0.0, 0.5)
     exported = json.loads((meta / "exports" / "plain" / "pipeline.json").read_text())
     assert exported["styles"] == ["openmoji style", "twemoji style"]  # emoji captions name styles
     assert config_of("base")["caption_variety"] and exported["default_style"] == "openmoji style"  # bare = OpenMoji
@@ -136,15 +136,15 @@ def test_a_session_trains_three_warm_starts_brings_back_four_files_and_a_second_
     # a second call on the same (still warm) machine goes on from the first call's export
     first = tmp_path / "work" / "exp" / "plain"
     env2 = {**env, "OUT": str(tmp_path / "out2"), "GPU_SESSION_TMP": str(tmp_path / "work2"),
-            "RUNS": "base base-sc gan", "INIT_FROM": str(first)}
+            "RUNS": "base-core base-sc gan", "INIT_FROM": str(first)}
     again = subprocess.run(["bash", str(pack / "session.sh"), "100"], cwd=tmp_path, env=env2,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
     back = sorted(f.name for f in (tmp_path / "out2").iterdir())
-    assert back == ["gan.safetensors", "meta.tar.gz", "plain-base.safetensors", "sc-base.safetensors"], \
+    assert back == ["core-base.safetensors", "gan.safetensors", "meta.tar.gz", "sc-base.safetensors"], \
         again.stdout[-4000:]
-    config = json.loads((tmp_path / "work2" / "runs" / "gpu-base" / "config.json").read_text())
-    assert config["init_from"] == str(first)
+    config = json.loads((tmp_path / "work2" / "runs" / "gpu-base-core" / "config.json").read_text())
+    assert config["init_from"] == str(first) and config["phrasings"] == "core"
     # the GAN, from scratch beside it, goes into a checkpoint as its gan/ folder and draws
     from imagen.gan.sampler import GanSampler
     with tarfile.open(tmp_path / "out2" / "meta.tar.gz") as tar:

@@ -28,8 +28,8 @@ def test_text_and_augmentation_level_change_the_output():
 
 
 def test_the_pooled_text_path_can_read_other_embeddings_than_cross_attention():
-    """pooled_embeds goes to add_embedding alone: the same as the caption gives the plain output, another
-    gives what that other caption's pooling with this caption's cross-attention gives, and no hook stays."""
+    """pooled_embeds goes to add_embedding for that call alone: the caption's own embeddings give the plain
+    output bit for bit, other ones change it, and no hook stays behind."""
     torch.manual_seed(0)
     base = build_unet("base", "tiny", 384).eval()
     x, t = torch.randn(2, 3, 64, 64), torch.tensor([500, 500])

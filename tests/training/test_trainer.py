@@ -291,7 +291,7 @@ def test_caption_variety_is_for_the_emoji_data_and_recolour_is_a_share():
 
 def test_pooled_text_dropout_feeds_the_pooled_path_the_empty_caption_for_a_share_of_rows(tmp_path, shapes_folder):
     """Cross-attention reads every caption; the pooled path reads the empty caption for about the asked share
-    of rows (the caption-dropped ones among them); without the setting both paths read the same."""
+    of rows and the same caption for the others; without the setting both paths read the same."""
     with pytest.raises(ValueError, match="pooled_text_dropout must be in"):
         TrainConfig(pooled_text_dropout=1.0).validate()
     with pytest.raises(ValueError, match="for the diffusion stages"):

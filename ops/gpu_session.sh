@@ -82,9 +82,9 @@ if ran sr; then
   ran base || plain+=(--base-from "$root/checkpoints/emoji")
 fi
 [ ${#plain[@]} = 0 ] || python3 -m imagen.export "${plain[@]}" --out "$exp/plain"
-if ran base-core; then python3 -m imagen.export --run "$work/runs/gpu-base-core" --out "$exp/core"; back+=(core/base); fi
-if ran base-pd; then python3 -m imagen.export --run "$work/runs/gpu-base-pd" --out "$exp/pd"; back+=(pd/base); fi
-if ran base-sc; then python3 -m imagen.export --run "$work/runs/gpu-base-sc" --out "$exp/sc"; back+=(sc/base); fi
+for alone in core pd sc; do  # base-core, base-pd, base-sc: each exported alone, brought back as <alone>-base
+  if ran "base-$alone"; then python3 -m imagen.export --run "$work/runs/gpu-base-$alone" --out "$exp/$alone"; back+=("$alone/base"); fi
+done
 if ran gan; then  # the GAN joins a checkpoint with the same text encoder: a copy of the shipped one's config
   mkdir -p "$exp/gan-ck" && cp "$root/checkpoints/emoji/pipeline.json" "$exp/gan-ck/"
   python3 -m imagen.export --run "$work/runs/gpu-gan" --out "$exp/gan-ck" && cp "$exp/gan-ck/gan/model.safetensors" "$out/gan.safetensors"

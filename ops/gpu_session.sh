@@ -50,15 +50,18 @@ pids=()
 runs=${RUNS:-base base-pd sr}
 want() { [[ " $runs " == *" $1 "* ]]; }
 lr=${BASE_LR:-3e-4}
-want base && launch base --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr"
-# base-core: the same with fine-tune 17's 24 training phrasings instead of 75 (which kept less shape
-# under a new colour on the CPU: docs/history/emoji-training-log.md, fine-tune 19)
-want base-core && launch base-core --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" --phrasings core
-# base-pd: the same with pooled-text dropout 0.5 (the shipped base reads its caption almost only through the
-# pooled path, which is what loses an unseen phrasing; 619 CPU steps of it made cross-attention alone read
-# held-out phrasings as well as names: docs/history/emoji-training-log.md, fine-tune 21)
-want base-pd && launch base-pd --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" --pooled-text-dropout 0.5
-want base-sc && launch base-sc --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" --self-condition
+base_run() {  # NAME FLAGS...: the caption-variety base recipe, with FLAGS added, if RUNS asks for NAME
+  want "$1" && launch "$1" --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" "${@:2}"
+}
+base_run base
+# base-core: fine-tune 17's 24 training phrasings instead of 75 (which kept less shape under a new colour
+# on the CPU: docs/history/emoji-training-log.md, fine-tune 19)
+base_run base-core --phrasings core
+# base-pd: pooled-text dropout 0.5 (the shipped base reads its caption almost only through the pooled path,
+# which is what loses an unseen phrasing; 900 CPU steps of it made cross-attention alone read held-out
+# phrasings as well as names, at a low level: docs/history/emoji-training-log.md, fine-tune 21)
+base_run base-pd --pooled-text-dropout 0.5
+base_run base-sc --self-condition
 want sr && launch sr --config "$root"/configs/emoji-sr.json "${common[@]}" "${srbig[@]}" --lr 2e-4
 # The GAN starts from random weights (no --init-from); SMOKE runs it at its tiny preset.
 if [ "${SMOKE:-0}" = 1 ]; then ganbig=(--preset tiny --batch-size 2 --threads 1); else ganbig=(--batch-size 128 --threads 4); fi

@@ -51,7 +51,8 @@ runs=${RUNS:-base base-pd sr}
 want() { [[ " $runs " == *" $1 "* ]]; }
 lr=${BASE_LR:-3e-4}
 base_run() {  # NAME FLAGS...: the caption-variety base recipe, with FLAGS added, if RUNS asks for NAME
-  want "$1" && launch "$1" --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" "${@:2}"
+  want "$1" || return 0  # not asked for: not a failure
+  launch "$1" --config "$root"/configs/emoji-base-variety.json "${common[@]}" "${big[@]}" --lr "$lr" "${@:2}"
 }
 base_run base
 # base-core: fine-tune 17's 24 training phrasings instead of 75 (which kept less shape under a new colour
